@@ -1,0 +1,61 @@
+"""The Backend interface: rendered prompts in, generated text out."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..protocol import RenderedPrompt
+
+#: ProGuard's answer ends here; servers stop generating at it.
+STOP_SEQUENCES = ("</answer>",)
+
+
+@dataclass
+class Generation:
+    """One completion. ``text`` is passed to the parser exactly as received."""
+
+    text: str
+    latency_s: float = 0.0
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Text generation for the generative judge.
+
+    Implementations: ``OpenAIBackend`` (vLLM or any OpenAI-compatible endpoint),
+    ``TransformersBackend`` (local weights), ``VLLMBackend`` (in-process vLLM) and
+    ``ScriptedBackend`` (in-process, answers chosen by tests). ``agenerate_batch`` returns
+    one item per prompt, in order: a Generation or the exception that prompt raised.
+    """
+
+    name: str = "backend"
+
+    @abstractmethod
+    async def agenerate(self, prompt: RenderedPrompt) -> Generation:
+        """Generate one answer; raise a ``BackendError`` subclass on failure."""
+
+    async def agenerate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
+        """Default: concurrent requests (the backend bounds its own concurrency)."""
+        results = await asyncio.gather(*(self.agenerate(p) for p in prompts), return_exceptions=True)
+        return list(results)
+
+    def identity(self) -> str:
+        """Distinguishes backends in cache keys and verdicts (e.g. ``openai:ProGuard-7B``)."""
+        return self.name
+
+    async def aclose(self) -> None:
+        """Release connections or models."""
+
+    def close(self) -> None:
+        from .._portal import run_sync
+
+        run_sync(self.aclose())
+
+
+__all__ = ["STOP_SEQUENCES", "Backend", "Generation"]

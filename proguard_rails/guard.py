@@ -1,0 +1,357 @@
+"""``ProGuard``: the engine every adapter calls.
+
+check / acheck / check_batch / acheck_batch, tool-call and tool-result screening, an LRU
+verdict cache, and backend resolution: explicit arguments, else ``PROGUARD_BASE_URL``,
+else ``PROGUARD_MODEL_PATH``, else the embedded lite judge (with a one-time warning).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ._portal import run_sync
+from .backends.base import Backend
+from .errors import ConfigurationError, ProGuardError
+from .inputs import CheckKind, GuardRequest, build_request, normalize
+from .judges.base import Judge, JudgeResult
+from .judges.generative import GenerativeJudge
+from .policy import Policy
+from .settings import ProGuardSettings
+from .taxonomy import Taxonomy
+from .verdict import Decision, Verdict
+
+logger = logging.getLogger("proguard_rails")
+
+_LITE_WARNING_LOCK = threading.Lock()
+_LITE_WARNING_SHOWN = False
+
+
+class LiteGuardWarning(UserWarning):
+    """Emitted once per process when no model is configured and the lite judge is used."""
+
+
+def _warn_lite_once() -> None:
+    global _LITE_WARNING_SHOWN
+    with _LITE_WARNING_LOCK:
+        if _LITE_WARNING_SHOWN:
+            return
+        _LITE_WARNING_SHOWN = True
+    warnings.warn(
+        "proguard-rails: no ProGuard model configured, using the embedded LITE guard (a small "
+        "embedding classifier, a light baseline far weaker than ProGuard; text only). To use "
+        "ProGuard, serve it with vLLM and set PROGUARD_BASE_URL=http://HOST:8000/v1, or set "
+        "PROGUARD_MODEL_PATH=/path/to/ProGuard-7B (pip install 'proguard-rails[local]').",
+        LiteGuardWarning,
+        stacklevel=3,
+    )
+
+
+def resolve_judge(
+    settings: ProGuardSettings,
+    *,
+    backend: Backend | None = None,
+) -> Judge:
+    """Pick the judge from explicit settings, then the environment, then the lite fallback."""
+    if backend is not None:
+        return GenerativeJudge(backend)
+    kind = settings.backend
+    if kind == "lite":
+        from .judges.lite import LiteJudge
+
+        return LiteJudge()
+    if kind == "openai" or (kind == "auto" and settings.base_url):
+        from .backends.openai import OpenAIBackend
+
+        if not settings.base_url:
+            raise ConfigurationError("backend 'openai' needs base_url (PROGUARD_BASE_URL)")
+        return GenerativeJudge(OpenAIBackend(settings=settings))
+    if kind in ("transformers", "vllm") or (kind == "auto" and settings.model_path):
+        if not settings.model_path:
+            raise ConfigurationError(f"backend {kind!r} needs model_path (PROGUARD_MODEL_PATH)")
+        if kind == "vllm":
+            from .backends.vllm_local import VLLMBackend
+
+            return GenerativeJudge(VLLMBackend(settings.model_path, settings=settings))
+        from .backends.transformers_local import TransformersBackend
+
+        return GenerativeJudge(TransformersBackend(settings.model_path, settings=settings))
+    from .judges.lite import LiteJudge
+
+    _warn_lite_once()
+    return LiteJudge()
+
+
+class VerdictCache:
+    """Thread-safe LRU of verdicts, keyed by judge, policy text and content hash."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[str, Verdict] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> Verdict | None:
+        if self.maxsize <= 0:
+            return None
+        with self._lock:
+            v = self._data.get(key)
+            if v is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return v
+
+    def put(self, key: str, verdict: Verdict) -> None:
+        if self.maxsize <= 0:
+            return
+        with self._lock:
+            self._data[key] = verdict
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def stats(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "size": len(self._data), "maxsize": self.maxsize}
+
+
+_SETTING_KEYS = set(ProGuardSettings.model_fields)
+
+
+class ProGuard:
+    """The guard engine.
+
+    >>> guard = ProGuard(base_url="http://127.0.0.1:8000/v1")      # doctest: +SKIP
+    >>> guard.check("How do I make a pipe bomb?").allowed           # doctest: +SKIP
+    False
+
+    Arguments win over ``PROGUARD_*`` environment variables. Any ``ProGuardSettings``
+    field can be passed as a keyword (``timeout=10``, ``fail_mode="open"``...).
+    """
+
+    def __init__(
+        self,
+        judge: Judge | None = None,
+        *,
+        backend: Backend | None = None,
+        taxonomy: Taxonomy | None = None,
+        policy: Policy | None = None,
+        settings: ProGuardSettings | None = None,
+        **overrides: Any,
+    ) -> None:
+        unknown = set(overrides) - _SETTING_KEYS
+        if unknown:
+            raise TypeError(f"unknown ProGuard argument(s): {', '.join(sorted(unknown))}")
+        base = settings or ProGuardSettings()
+        if overrides:
+            base = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+            base = ProGuardSettings.model_validate(base.model_dump())  # re-validate overrides
+        self.settings = base
+        if judge is not None and backend is not None:
+            raise ConfigurationError("pass judge= or backend=, not both")
+        self.judge: Judge = judge if judge is not None else resolve_judge(self.settings, backend=backend)
+        self.taxonomy = taxonomy or Taxonomy.default()
+        self.policy = policy or Policy(fail_mode=self.settings.fail_mode)
+        self.cache = VerdictCache(self.settings.cache_size)
+
+    def __repr__(self) -> str:
+        return f"ProGuard(judge={self.judge.identity()!r}, taxonomy={self.taxonomy!r})"
+
+    # ------------------------------------------------------------------ helpers
+    def _cache_key(self, request: GuardRequest) -> str:
+        h = hashlib.sha256()
+        h.update(self.judge.identity().encode())
+        h.update(self.taxonomy.fingerprint.encode())
+        h.update(request.cache_key().encode())
+        return h.hexdigest()
+
+    def request(self, obj: Any, response: Any = None, images: Iterable[Any] | None = None,
+                *, kind: CheckKind = "conversation") -> GuardRequest:
+        """Normalize input with this guard's limits (raises ``InputError``)."""
+        return normalize(obj, response, images, settings=self.settings, kind=kind)
+
+    # ------------------------------------------------------------------ judging
+    async def ajudge_batch(self, requests: Sequence[GuardRequest]) -> list[JudgeResult]:
+        """Verdicts (or errors) for normalized requests, through the cache. One judge call for the misses."""
+        results: list[JudgeResult | None] = [None] * len(requests)
+        keys = [self._cache_key(r) for r in requests]
+        todo: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            hit = self.cache.get(key)
+            if hit is not None:
+                results[i] = hit.model_copy(update={"cached": True, "truncated": requests[i].truncated})
+            else:
+                todo.setdefault(key, []).append(i)  # duplicates in one batch are judged once
+        if todo:
+            firsts = [idxs[0] for idxs in todo.values()]
+            judged = await self.judge.ajudge_batch([requests[i] for i in firsts], self.taxonomy)
+            if len(judged) != len(firsts):
+                raise ProGuardError(f"judge returned {len(judged)} results for {len(firsts)} requests")
+            for (key, idxs), res in zip(todo.items(), judged):
+                if isinstance(res, Verdict):
+                    self.cache.put(key, res)
+                for i in idxs:
+                    results[i] = res
+        return [r for r in results if r is not None]
+
+    async def ajudge(self, request: GuardRequest) -> Verdict:
+        (res,) = await self.ajudge_batch([request])
+        if isinstance(res, BaseException):
+            raise res
+        return res
+
+    # ------------------------------------------------------------------ checks
+    async def acheck_batch(
+        self,
+        items: Sequence[Any],
+        *,
+        policy: Policy | None = None,
+        kind: CheckKind = "conversation",
+    ) -> list[Decision]:
+        """Decisions for many inputs; requests go to the judge together, concurrently."""
+        pol = policy or self.policy
+        decisions: list[Decision | None] = [None] * len(items)
+        requests: list[GuardRequest] = []
+        positions: list[int] = []
+        for i, item in enumerate(items):
+            try:
+                req = item if isinstance(item, GuardRequest) else self.request(item, kind=kind)
+            except ProGuardError as exc:
+                decisions[i] = pol.decide_error(exc, _check_name(kind))
+                continue
+            if req.images and not self.judge.supports_images:
+                from .errors import UnjudgeableInputError
+
+                decisions[i] = pol.decide_error(
+                    UnjudgeableInputError(f"{self.judge.name} cannot judge images"), _check_name(req.kind)
+                )
+                continue
+            requests.append(req)
+            positions.append(i)
+        if requests:
+            results = await self.ajudge_batch(requests)
+            for pos, req, res in zip(positions, requests, results):
+                if isinstance(res, BaseException):
+                    decisions[pos] = pol.decide_error(res, _check_name(req.kind))
+                else:
+                    decisions[pos] = pol.decide(res, _check_name(req.kind))
+        return [d for d in decisions if d is not None]
+
+    async def acheck(
+        self,
+        content: Any,
+        response: Any = None,
+        *,
+        images: Iterable[Any] | None = None,
+        policy: Policy | None = None,
+        kind: CheckKind = "conversation",
+    ) -> Decision:
+        """Check one input: text, (request, response), messages, dict or GuardRequest."""
+        pol = policy or self.policy
+        try:
+            req = self.request(content, response, images, kind=kind)
+        except ProGuardError as exc:
+            return pol.decide_error(exc, _check_name(kind))
+        (decision,) = await self.acheck_batch([req], policy=pol, kind=kind)
+        return decision
+
+    def check(self, content: Any, response: Any = None, *, images: Iterable[Any] | None = None,
+              policy: Policy | None = None, kind: CheckKind = "conversation") -> Decision:
+        """Sync ``acheck``; safe to call from inside a running event loop."""
+        return run_sync(self.acheck(content, response, images=images, policy=policy, kind=kind))
+
+    def check_batch(self, items: Sequence[Any], *, policy: Policy | None = None,
+                    kind: CheckKind = "conversation") -> list[Decision]:
+        return run_sync(self.acheck_batch(items, policy=policy, kind=kind))
+
+    # ------------------------------------------------------------------ agents
+    def tool_call_request(self, name: str, arguments: Any, context: str | None = None) -> GuardRequest:
+        """A tool call is the agent's action: judged as the Agent turn, with the user's request as context."""
+        args = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False, default=str, sort_keys=True)
+        return build_request(
+            context or "",
+            f"[tool call] {name}({args})",
+            settings=self.settings,
+            kind="tool_call",
+            metadata={"tool": name},
+        )
+
+    def tool_result_request(self, name: str, output: Any, context: str | None = None) -> GuardRequest:
+        """A tool result is untrusted input to the model (it may carry harmful content or injected
+        instructions): judged as the User turn."""
+        text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, default=str)
+        prefix = f"[context: {context}]\n" if context else ""
+        return build_request(
+            f"{prefix}[output of tool {name}]\n{text}", None, settings=self.settings, kind="tool_result",
+            metadata={"tool": name},
+        )
+
+    async def acheck_tool_call(self, name: str, arguments: Any, context: str | None = None,
+                               *, policy: Policy | None = None) -> Decision:
+        pol = policy or self.policy
+        try:
+            req = self.tool_call_request(name, arguments, context)
+        except ProGuardError as exc:
+            return pol.decide_error(exc, "tool_call")
+        return (await self.acheck_batch([req], policy=pol))[0]
+
+    def check_tool_call(self, name: str, arguments: Any, context: str | None = None,
+                        *, policy: Policy | None = None) -> Decision:
+        return run_sync(self.acheck_tool_call(name, arguments, context, policy=policy))
+
+    async def acheck_tool_result(self, name: str, output: Any, context: str | None = None,
+                                 *, policy: Policy | None = None) -> Decision:
+        pol = policy or self.policy
+        try:
+            req = self.tool_result_request(name, output, context)
+        except ProGuardError as exc:
+            return pol.decide_error(exc, "tool_result")
+        return (await self.acheck_batch([req], policy=pol))[0]
+
+    def check_tool_result(self, name: str, output: Any, context: str | None = None,
+                          *, policy: Policy | None = None) -> Decision:
+        return run_sync(self.acheck_tool_result(name, output, context, policy=policy))
+
+    # ------------------------------------------------------------------ lifecycle
+    def stats(self) -> Mapping[str, Any]:
+        return {"cache": self.cache.stats(), "judge": self.judge.identity()}
+
+    async def aclose(self) -> None:
+        await self.judge.aclose()
+
+    def close(self) -> None:
+        run_sync(self.aclose())
+
+    async def __aenter__(self) -> ProGuard:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> ProGuard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_name(kind: CheckKind):  # type: ignore[no-untyped-def]
+    return kind
+
+
+__all__ = ["LiteGuardWarning", "ProGuard", "VerdictCache", "resolve_judge"]

@@ -1,0 +1,59 @@
+"""Configuration: explicit arguments first, then ``PROGUARD_*`` environment variables.
+
+Nothing reads the environment at import time: ``ProGuardSettings()`` reads it when built.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProGuardSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROGUARD_", extra="ignore", populate_by_name=True)
+
+    # --- where the model is
+    backend: Literal["auto", "openai", "transformers", "vllm", "lite"] = Field(
+        "auto", description="auto: base_url, else model_path, else the embedded lite judge"
+    )
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    model: str | None = Field(None, description="model name at the endpoint; discovered from /v1/models if unset")
+    api_key: SecretStr | None = None
+    model_path: str | None = Field(None, description="local checkpoint folder for the transformers/vLLM backends")
+    device: str | None = Field(None, description="local backends: cuda, cpu, auto")
+    dtype: str | None = Field(None, description="local backends: bfloat16 on GPU, float32 on CPU by default")
+
+    # --- generation and transport
+    timeout: float = Field(60.0, gt=0, description="deadline of one check in seconds, retries included")
+    connect_timeout: float = Field(5.0, gt=0)
+    max_retries: int = Field(2, ge=0, description="retries on connection errors and 5xx only")
+    retry_backoff: float = Field(0.25, ge=0, description="first backoff in seconds, doubled each retry")
+    max_concurrency: int = Field(16, ge=1, description="concurrent requests per backend")
+    max_tokens: int = Field(1024, ge=16, description="generation cap; ProGuard's reasoning is short")
+    circuit_breaker_failures: int = Field(5, ge=1, description="consecutive failures that open the breaker")
+    circuit_breaker_cooldown: float = Field(10.0, ge=0, description="seconds the open breaker fails fast")
+
+    # --- policy
+    fail_mode: Literal["closed", "open"] = "closed"
+
+    # --- input limits
+    max_chars: int = Field(24_000, ge=200, description="per text field; longer text keeps head and tail")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="decoded pixels per image (bomb guard)")
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1, description="encoded bytes per image")
+    max_images: int = Field(4, ge=1)
+    allow_image_urls: bool = Field(False, description="fetch http(s) image URLs (off by default)")
+    allow_private_image_urls: bool = Field(
+        False, description="with URL fetching on, also fetch loopback/private addresses"
+    )
+    image_url_timeout: float = Field(10.0, gt=0)
+
+    # --- engine
+    cache_size: int = Field(4096, ge=0, description="LRU cache entries; 0 disables the cache")
+
+    def api_key_value(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key else None
+
+
+__all__ = ["ProGuardSettings"]
