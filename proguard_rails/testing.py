@@ -91,9 +91,7 @@ QWEN2_VL_CHAT_TEMPLATE = (
 
 # Qwen2's pre-tokenizer split, copied from transformers' Qwen2Tokenizer so the trained merges match
 # the splits the saved tokenizer will apply.
-_QWEN2_PRETOKENIZE_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+_QWEN2_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 # Training text for the toy BPE: ProGuard-style prompts and answers, so that the markup the library
 # parses (<think>, <answer>, "Request:safe", category codes) becomes a handful of tokens rather than
@@ -172,7 +170,7 @@ def _tiny_config_kwargs() -> dict[str, Any]:
     }
 
 
-def _train_tokenizer() -> tuple[dict[str, int], list[tuple[str, str]]]:
+def _train_tokenizer() -> tuple[dict[str, int], list[str]]:
     """Train the byte-level BPE on the fixed corpus; returns ``(vocab, merges)``.
 
     The whole byte alphabet is seeded into the vocabulary, so any Unicode string can be encoded.
@@ -199,8 +197,9 @@ def _train_tokenizer() -> tuple[dict[str, int], list[tuple[str, str]]]:
     tokenizer.train_from_iterator(list(_TOKENIZER_CORPUS) * 4, trainer=trainer)
     state = json.loads(tokenizer.to_str())["model"]
     vocab: dict[str, int] = dict(state["vocab"])
-    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in state["merges"]]
-    return vocab, [(a, b) for a, b in merges]
+    # Byte-level symbols never contain a literal space, so "left right" strings are unambiguous.
+    merges = [m if isinstance(m, str) else " ".join(m) for m in state["merges"]]
+    return vocab, merges
 
 
 def _build_processor(save_dir: pathlib.Path) -> dict[str, int]:
@@ -219,7 +218,7 @@ def _build_processor(save_dir: pathlib.Path) -> dict[str, int]:
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
-        unk_token=None,
+        unk_token=None,  # type: ignore[arg-type]  # as in Qwen's own tokenizer_config.json
         bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
@@ -231,7 +230,11 @@ def _build_processor(save_dir: pathlib.Path) -> dict[str, int]:
     )
     tokenizer.add_tokens([AddedToken(tok, special=True, normalized=False) for tok in QWEN_SPECIAL_TOKENS])
     tokenizer.chat_template = QWEN2_VL_CHAT_TEMPLATE
-    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in QWEN_SPECIAL_TOKENS}
+    ids: dict[str, int] = {}
+    for token in QWEN_SPECIAL_TOKENS:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        assert isinstance(token_id, int), (token, token_id)
+        ids[token] = token_id
 
     image_processor = Qwen2VLImageProcessor(
         min_pixels=_MIN_PIXELS, max_pixels=_MAX_PIXELS, patch_size=14, temporal_patch_size=2, merge_size=2
@@ -275,7 +278,7 @@ def _build_model(save_dir: pathlib.Path, vocab_size: int, ids: Mapping[str, int]
     # Fork the RNG so building a model does not perturb the caller's random stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32).eval()
+        model = Qwen2_5_VLForConditionalGeneration(config)
         with torch.no_grad():
             # Zero the output rows of every control token: with random weights they would otherwise
             # be emitted now and then, producing empty completions (EOS first) or stray vision
@@ -294,7 +297,19 @@ def _build_model(save_dir: pathlib.Path, vocab_size: int, ids: Mapping[str, int]
     model.save_pretrained(str(save_dir), safe_serialization=True)
 
 
-def build_tiny_qwen25vl(path: str | os.PathLike[str], *, seed: int = 0, overwrite: bool = False) -> pathlib.Path:
+def _make_world_readable(folder: pathlib.Path) -> None:
+    """Give the build the umask's usual modes: ``mkdtemp`` and safetensors create owner-only files,
+    which would make a shared cache unreadable to other users."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for child in folder.iterdir():
+        child.chmod(0o666 & ~umask)
+
+
+def build_tiny_qwen25vl(
+    path: str | os.PathLike[str], *, seed: int = 0, overwrite: bool = False
+) -> pathlib.Path:
     """Build a tiny random-weight Qwen2.5-VL checkpoint at ``path`` and return it.
 
     The folder (about 5 MB) loads with ``AutoModelForImageTextToText.from_pretrained`` and
@@ -320,8 +335,10 @@ def build_tiny_qwen25vl(path: str | os.PathLike[str], *, seed: int = 0, overwrit
         vocab_size = len(AutoTokenizer.from_pretrained(str(staging)))
         _build_model(staging, vocab_size, ids, seed)
         (staging / _BUILD_MARKER).write_text(
-            json.dumps({"version": _TINY_MODEL_VERSION, "seed": seed, "special_token_ids": ids}, indent=2) + "\n"
+            json.dumps({"version": _TINY_MODEL_VERSION, "seed": seed, "special_token_ids": ids}, indent=2)
+            + "\n"
         )
+        _make_world_readable(staging)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
@@ -337,7 +354,7 @@ def _is_complete_build(path: pathlib.Path, seed: int) -> bool:
         meta = json.loads((path / _BUILD_MARKER).read_text())
     except (OSError, ValueError):
         return False
-    return meta.get("version") == _TINY_MODEL_VERSION and meta.get("seed") == seed
+    return bool(meta.get("version") == _TINY_MODEL_VERSION and meta.get("seed") == seed)
 
 
 def _default_cache_dir() -> pathlib.Path:
@@ -411,8 +428,6 @@ def serve_command(
         str(port),
         "--device",
         device,
-        "--log-level",
-        "info",
         *extra_args,
     ]
 
@@ -455,7 +470,7 @@ class ServedModel:
 
 
 def _get_json(url: str, timeout: float) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URL
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read().decode())
 
 
@@ -504,6 +519,18 @@ def serve_model(
     The server runs offline (``HF_HUB_OFFLINE=1``) and logs to a temporary file whose tail is put
     in the exception if startup fails.
 
+    Behaviour of ``transformers serve`` 5.x worth knowing when writing clients against it:
+
+    * requests must name ``server.model`` (or no model at all); another name gets HTTP 400;
+    * ``stop`` is broken for vision-language models (transformers 5.24): the processor is handed
+      to ``generate`` as the tokenizer and the request fails with HTTP 500 (``get_vocab``), or an
+      ``{"error": ...}`` event when streaming; truncate at the stop string client-side instead;
+    * ``temperature`` > 0 only samples if the model's generation config has ``do_sample=True``
+      (the tiny model's is greedy); without ``max_tokens`` it generates up to 1024 tokens;
+    * for Qwen models the reply is parsed: ``<think>...</think>`` goes to
+      ``message.reasoning_content`` and is removed from ``message.content``;
+    * unknown request fields get HTTP 422; ``n``, ``logprobs`` and the like are ignored.
+
     Raises:
         RuntimeError: the server exited during startup.
         TimeoutError: it did not become ready within ``startup_timeout`` seconds.
@@ -519,7 +546,7 @@ def serve_model(
     if env:
         child_env.update(env)
 
-    log_file: IO[bytes] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in finally
+    log_file: IO[bytes] = tempfile.NamedTemporaryFile(
         prefix=f"transformers-serve-{port}-{uuid.uuid4().hex[:8]}-", suffix=".log", delete=False
     )
     argv = serve_command(model, host=host, port=port, device=device, extra_args=extra_args)
@@ -527,7 +554,10 @@ def serve_model(
         argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=child_env
     )
     server = ServedModel(
-        base_url=f"http://{host}:{port}/v1", model=model, process=process, log_path=pathlib.Path(log_file.name)
+        base_url=f"http://{host}:{port}/v1",
+        model=model,
+        process=process,
+        log_path=pathlib.Path(log_file.name),
     )
     try:
         _wait_until_ready(server, startup_timeout)

@@ -1,0 +1,185 @@
+"""``proguard-rails`` command line.
+
+check     judge one text / (request, response) / image; exit 0 allowed, 1 blocked, 2 error not
+          turned into a block (fail-open) or bad usage
+eval      run judges over datasets and report the paper's four tasks (training.eval)
+scan      moderate a whole file or image folder, resumable
+taxonomy  print the policy (default, or a custom YAML) as the model sees it
+prompt    print the exact chat messages a check would send (debugging)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_ALLOWED = 0
+EXIT_BLOCKED = 1
+EXIT_ERROR = 2
+
+
+def _add_guard_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("guard")
+    g.add_argument("--base-url", help="OpenAI-compatible endpoint (vLLM), e.g. http://127.0.0.1:8000/v1 "
+                                      "[PROGUARD_BASE_URL]")
+    g.add_argument("--model", help="model name at the endpoint; discovered if omitted [PROGUARD_MODEL]")
+    g.add_argument("--model-path", help="local checkpoint folder (transformers backend) [PROGUARD_MODEL_PATH]")
+    g.add_argument("--backend", choices=["auto", "openai", "transformers", "vllm", "lite"],
+                   help="which backend; auto: base URL, else model path, else the lite judge [PROGUARD_BACKEND]")
+    g.add_argument("--timeout", type=float, help="deadline per check in seconds [PROGUARD_TIMEOUT]")
+    g.add_argument("--fail-mode", choices=["closed", "open"], help="what an error does [PROGUARD_FAIL_MODE]")
+    g.add_argument("--taxonomy", help="custom policy YAML (default: the released policy)")
+    g.add_argument("--hold-out", action="append", default=[], metavar="ID",
+                   help="hide a category from the policy shown to the model (repeatable)")
+
+
+def build_guard(args: argparse.Namespace) -> Any:
+    """A ProGuard from CLI options (explicit options win over PROGUARD_* variables)."""
+    from .guard import ProGuard
+    from .taxonomy import Taxonomy
+
+    overrides = {
+        "base_url": getattr(args, "base_url", None),
+        "model": getattr(args, "model", None),
+        "model_path": getattr(args, "model_path", None),
+        "backend": getattr(args, "backend", None),
+        "timeout": getattr(args, "timeout", None),
+        "fail_mode": getattr(args, "fail_mode", None),
+    }
+    taxonomy = Taxonomy.from_yaml(args.taxonomy) if getattr(args, "taxonomy", None) else Taxonomy.default()
+    if getattr(args, "hold_out", None):
+        taxonomy = taxonomy.hold_out(args.hold_out)
+    return ProGuard(taxonomy=taxonomy, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _read_text(value: str | None) -> str | None:
+    if value == "-":
+        return sys.stdin.read()
+    return value
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .errors import ProGuardError
+
+    text = _read_text(args.text)
+    response = _read_text(args.response)
+    images = list(args.image or [])
+    if not text and not response and not images:
+        print("proguard-rails check: give TEXT, --response or --image (TEXT '-' reads stdin)", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        guard = build_guard(args)
+    except ProGuardError as exc:
+        print(f"proguard-rails: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        decision = guard.check(text or "", response, images=images or None)
+    finally:
+        guard.close()
+    if args.json:
+        print(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        word = {"allowed": "ALLOWED", "blocked": "BLOCKED", "error": "ERROR"}[decision.status]
+        action = "allow" if decision.allowed else "block"
+        print(f"{word} ({action}): {decision.reason}")
+        v = decision.verdict
+        if v is not None:
+            print(f"  {v.summary()}  [judge: {v.judge}]")
+            if v.truncated:
+                print("  note: input was truncated (head and tail kept)")
+    if decision.status == "error" and decision.allowed:
+        return EXIT_ERROR
+    return EXIT_ALLOWED if decision.allowed else EXIT_BLOCKED
+
+
+def cmd_taxonomy(args: argparse.Namespace) -> int:
+    from .taxonomy import Taxonomy
+
+    tax = Taxonomy.from_yaml(args.taxonomy) if args.taxonomy else Taxonomy.default()
+    if args.hold_out:
+        tax = tax.hold_out(args.hold_out)
+    if args.yaml:
+        print(tax.to_yaml(), end="")
+    else:
+        print(tax.render().strip("\n"))
+    return 0
+
+
+def cmd_prompt(args: argparse.Namespace) -> int:
+    from .inputs import normalize
+    from .protocol import render
+    from .taxonomy import Taxonomy
+
+    tax = Taxonomy.from_yaml(args.taxonomy) if args.taxonomy else Taxonomy.default()
+    if args.hold_out:
+        tax = tax.hold_out(args.hold_out)
+    req = normalize(_read_text(args.text) or "", _read_text(args.response), args.image or None)
+    rendered = render(req, tax)
+    messages = rendered.to_messages()
+    for part in messages[1]["content"]:
+        if part["type"] == "image_url":
+            part["image_url"]["url"] = part["image_url"]["url"][:48] + "...(truncated for display)"
+    print(json.dumps(messages, ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="proguard-rails", description="ProGuard safety guard tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="judge one input; exit 0 allowed, 1 blocked, 2 error not blocked")
+    p.add_argument("text", nargs="?", help="the user's request ('-' reads stdin)")
+    p.add_argument("--response", help="the agent's response to judge with the request")
+    p.add_argument("--image", action="append", help="image path (no text: image mode; with text: text-image)")
+    p.add_argument("--json", action="store_true", help="print the decision as JSON")
+    _add_guard_options(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("taxonomy", help="print the policy as the model sees it")
+    p.add_argument("--taxonomy", help="custom policy YAML")
+    p.add_argument("--hold-out", action="append", default=[], metavar="ID")
+    p.add_argument("--yaml", action="store_true", help="print YAML (with ids) instead of the prompt block")
+    p.set_defaults(func=cmd_taxonomy)
+
+    p = sub.add_parser("prompt", help="print the chat messages a check would send")
+    p.add_argument("text", nargs="?")
+    p.add_argument("--response")
+    p.add_argument("--image", action="append")
+    p.add_argument("--taxonomy")
+    p.add_argument("--hold-out", action="append", default=[], metavar="ID")
+    p.set_defaults(func=cmd_prompt)
+
+    # eval and scan live in their own modules; their options are added lazily so that a
+    # missing optional dependency only affects that subcommand.
+    p = sub.add_parser("eval", help="evaluate judges on datasets (the paper's four tasks)", add_help=False)
+    p.set_defaults(func=None, delegate="eval")
+    p = sub.add_parser("scan", help="moderate a JSONL/CSV/parquet file or image folder", add_help=False)
+    p.set_defaults(func=None, delegate="scan")
+    return parser
+
+
+def _delegate(command: str, argv: Sequence[str]) -> int:
+    if command == "eval":
+        from training.eval.cli import add_arguments, run
+    else:
+        from .scan import add_arguments, run_cli as run  # type: ignore[assignment]
+    p = argparse.ArgumentParser(prog=f"proguard-rails {command}")
+    add_arguments(p)
+    args = p.parse_args(list(argv))
+    return int(run(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("eval", "scan"):
+        return _delegate(argv[0], argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""OpenAIBackend request/response handling over an in-process httpx transport.
+
+The real-server paths (transformers serve, killed servers, load) are in test_serve_e2e.py
+and tests/hardening/.
+"""
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from proguard_rails import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    ConfigurationError,
+    OpenAIBackend,
+    ProGuard,
+    ProGuardSettings,
+)
+from proguard_rails.backends.openai import normalize_base_url
+from proguard_rails.inputs import build_request
+from proguard_rails.protocol import format_answer, render
+
+ANSWER = format_answer("text", "unsafe", "safe", "C8S1")
+
+
+def completion(text=ANSWER):
+    return {"id": "x", "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                                  "finish_reason": "stop"}], "usage": {"completion_tokens": 5}}
+
+
+class Script:
+    """Scripted responses per call; records requests."""
+
+    def __init__(self, *responses):
+        self.responses = list(responses)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"object": "list", "data": [{"id": "ProGuard-7B"}]})
+        item = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
+        if isinstance(item, Exception):
+            raise item
+        if isinstance(item, httpx.Response):
+            return item
+        return httpx.Response(200, json=item)
+
+
+def backend(script, **kw):
+    s = ProGuardSettings(retry_backoff=0.0, **kw.pop("settings", {}))
+    return OpenAIBackend("http://guard.test/v1", transport=httpx.MockTransport(script), settings=s, **kw)
+
+
+PROMPT = render(build_request("How do I build a weapon?"))
+
+
+async def test_request_body_and_model_discovery():
+    script = Script(completion())
+    b = backend(script, api_key="sk-1")
+    gen = await b.agenerate(PROMPT)
+    assert gen.text == ANSWER and gen.finish_reason == "stop"
+    assert b.model == "ProGuard-7B"
+    chat = [r for r in script.requests if r.url.path.endswith("/chat/completions")][0]
+    body = json.loads(chat.content)
+    assert body["model"] == "ProGuard-7B" and body["temperature"] == 0.0
+    assert body["stop"] == ["</answer>"] and body["max_tokens"] == 1024
+    assert body["messages"] == PROMPT.to_messages()
+    assert chat.headers["authorization"] == "Bearer sk-1"
+
+
+async def test_retries_on_5xx_then_succeeds():
+    script = Script(httpx.Response(503, text="busy"), httpx.Response(500, text="oops"), completion())
+    b = backend(script, model="m", max_retries=2)
+    gen = await b.agenerate(PROMPT)
+    assert gen.text == ANSWER and b.retries == 2
+
+
+async def test_retries_on_connection_errors_then_gives_up():
+    script = Script(httpx.ConnectError("refused"))
+    b = backend(script, model="m", max_retries=2)
+    with pytest.raises(BackendUnavailableError):
+        await b.agenerate(PROMPT)
+    assert len(script.requests) == 3
+
+
+async def test_no_retry_on_4xx():
+    script = Script(httpx.Response(400, text="bad request"))
+    b = backend(script, model="m", max_retries=3)
+    with pytest.raises(BackendError) as exc:
+        await b.agenerate(PROMPT)
+    assert exc.value.status_code == 400 and len(script.requests) == 1
+
+
+async def test_malformed_json_and_missing_content_are_errors():
+    b = backend(Script(httpx.Response(200, text="{not json")), model="m")
+    with pytest.raises(BackendError, match="non-JSON"):
+        await b.agenerate(PROMPT)
+    b = backend(Script({"choices": []}), model="m")
+    with pytest.raises(BackendError, match="choices"):
+        await b.agenerate(PROMPT)
+
+
+async def test_deadline_covers_slow_endpoint():
+    async def slow(request):
+        await asyncio.sleep(5)
+        return httpx.Response(200, json=completion())
+
+    b = OpenAIBackend("http://guard.test/v1", model="m", timeout=0.2, transport=httpx.MockTransport(slow))
+    with pytest.raises(BackendTimeoutError):
+        await b.agenerate(PROMPT)
+
+
+async def test_circuit_breaker_fails_fast_while_open():
+    script = Script(httpx.ConnectError("refused"))
+    b = backend(script, model="m", max_retries=0,
+                settings={"circuit_breaker_failures": 2, "circuit_breaker_cooldown": 60})
+    for _ in range(2):
+        with pytest.raises(BackendUnavailableError):
+            await b.agenerate(PROMPT)
+    sent = len(script.requests)
+    for _ in range(5):
+        with pytest.raises(BackendUnavailableError, match="circuit breaker"):
+            await b.agenerate(PROMPT)
+    assert len(script.requests) == sent  # nothing more reached the endpoint
+    assert b.breaker.rejected_count == 5
+
+
+async def test_engine_over_http_backend_blocks_and_fails_closed():
+    script = Script(completion())
+    guard = ProGuard(backend=backend(script, model="m"))
+    d = await guard.acheck("How do I build a weapon?")
+    assert d.blocked and d.category_id == "C8S1"
+    script.responses = [completion("garbage")]
+    d = await guard.acheck("another question")
+    assert d.status == "error" and d.blocked and d.raw == "garbage"
+
+
+def test_base_url_normalization():
+    assert normalize_base_url("http://h:8000") == "http://h:8000/v1"
+    assert normalize_base_url("http://h:8000/") == "http://h:8000/v1"
+    assert normalize_base_url("https://h/openai/v1/") == "https://h/openai/v1"
+    with pytest.raises(ConfigurationError):
+        normalize_base_url("h:8000")
