@@ -157,10 +157,15 @@ class ProGuard:
         unknown = set(overrides) - _SETTING_KEYS
         if unknown:
             raise TypeError(f"unknown ProGuard argument(s): {', '.join(sorted(unknown))}")
-        base = settings or ProGuardSettings()
-        if overrides:
-            base = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-            base = ProGuardSettings.model_validate(base.model_dump())  # re-validate overrides
+        from pydantic import ValidationError
+
+        try:
+            base = settings or ProGuardSettings()
+            if overrides:
+                base = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+                base = ProGuardSettings.model_validate(base.model_dump())  # re-validate overrides
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid ProGuard settings (arguments or PROGUARD_* variables): {exc}") from exc
         self.settings = base
         if judge is not None and backend is not None:
             raise ConfigurationError("pass judge= or backend=, not both")

@@ -32,6 +32,7 @@ class ProGuardSettings(BaseSettings):
     retry_backoff: float = Field(0.25, ge=0, description="first backoff in seconds, doubled each retry")
     max_concurrency: int = Field(16, ge=1, description="concurrent requests per backend")
     max_tokens: int = Field(1024, ge=16, description="generation cap; ProGuard's reasoning is short")
+    send_stop: bool = Field(True, description="send stop=['</answer>'] to the endpoint (always applied client-side)")
     circuit_breaker_failures: int = Field(5, ge=1, description="consecutive failures that open the breaker")
     circuit_breaker_cooldown: float = Field(10.0, ge=0, description="seconds the open breaker fails fast")
 

@@ -312,7 +312,7 @@ def build_tiny_qwen25vl(
 ) -> pathlib.Path:
     """Build a tiny random-weight Qwen2.5-VL checkpoint at ``path`` and return it.
 
-    The folder (about 5 MB) loads with ``AutoModelForImageTextToText.from_pretrained`` and
+    The folder (about 1.2 MB) loads with ``AutoModelForImageTextToText.from_pretrained`` and
     ``AutoProcessor.from_pretrained`` without hub access, and ``transformers serve`` can serve it.
     The same ``seed`` always yields the same weights and tokenizer.
 

@@ -108,6 +108,7 @@ class OpenAIBackend(Backend):
         max_retries: int | None = None,
         max_tokens: int | None = None,
         extra_body: dict[str, Any] | None = None,
+        send_stop: bool | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         s = settings or ProGuardSettings()
@@ -124,10 +125,18 @@ class OpenAIBackend(Backend):
         self.retry_backoff = s.retry_backoff
         self.max_tokens = int(max_tokens or s.max_tokens)
         self.extra_body = dict(extra_body or {})
+        # The stop sequence is always applied client-side; sending it is optional because some
+        # servers (``transformers serve`` with VLMs, 5.24) fail on ``stop``: send_stop=False there.
+        self.stop = STOP_SEQUENCES
+        self.send_stop = s.send_stop if send_stop is None else bool(send_stop)
         self.breaker = CircuitBreaker(s.circuit_breaker_failures, s.circuit_breaker_cooldown)
         self._transport = transport
         # one client and semaphore per event loop: httpx pools and asyncio primitives are loop-bound
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, asyncio.Semaphore]] = (
+            weakref.WeakKeyDictionary()
+        )
+        # one /models discovery at a time per loop: a cold burst of checks must not storm the endpoint
+        self._discovery_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
         self.requests_sent = 0
@@ -162,20 +171,24 @@ class OpenAIBackend(Backend):
     async def resolve_model(self) -> str:
         if self.model:
             return self.model
-        client, _ = self._state()
-        try:
-            resp = await asyncio.wait_for(client.get("/models"), timeout=self.timeout)
-            resp.raise_for_status()
-            data = resp.json().get("data") or []
-        except (httpx.HTTPError, ValueError, asyncio.TimeoutError) as exc:
-            raise BackendUnavailableError(
-                f"could not discover the model at {self.base_url}/models ({type(exc).__name__}: {exc}); "
-                "set model= or PROGUARD_MODEL"
-            ) from exc
-        if not data:
-            raise BackendError(f"{self.base_url}/models lists no model; set model= or PROGUARD_MODEL")
-        self.model = str(data[0]["id"])
-        return self.model
+        lock = self._discovery_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:
+            if self.model:  # discovered while this check waited for the lock
+                return self.model
+            client, _ = self._state()
+            try:
+                resp = await asyncio.wait_for(client.get("/models"), timeout=self.timeout)
+                resp.raise_for_status()
+                data = resp.json().get("data") or []
+            except (httpx.HTTPError, ValueError, asyncio.TimeoutError) as exc:
+                raise BackendUnavailableError(
+                    f"could not discover the model at {self.base_url}/models ({type(exc).__name__}: {exc}); "
+                    "set model= or PROGUARD_MODEL"
+                ) from exc
+            if not data:
+                raise BackendError(f"{self.base_url}/models lists no model; set model= or PROGUARD_MODEL")
+            self.model = str(data[0]["id"])
+            return self.model
 
     # ------------------------------------------------------------------ generation
     async def agenerate(self, prompt: RenderedPrompt) -> Generation:
@@ -196,10 +209,11 @@ class OpenAIBackend(Backend):
             "messages": prompt.to_messages(),
             "max_tokens": self.max_tokens,
             "temperature": 0.0,
-            "stop": list(STOP_SEQUENCES),
             "stream": False,
             **self.extra_body,
         }
+        if self.send_stop:
+            body["stop"] = list(self.stop)
         attempt = 0
         async with sem:
             while True:
@@ -251,13 +265,27 @@ class OpenAIBackend(Backend):
             ) from exc
         try:
             choice = data["choices"][0]
-            content = choice["message"]["content"]
-        except (KeyError, IndexError, TypeError) as exc:
+            message = choice["message"]
+            content = message.get("content")
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendError(f"{self.base_url} returned JSON without choices[0].message.content: {str(data)[:300]}") from exc
         if isinstance(content, list):  # some servers return content parts
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if content is None:
+            content = ""
         if not isinstance(content, str):
             raise BackendError(f"{self.base_url} returned a non-text message content: {content!r:.200}")
+        # Servers with a reasoning parser (vLLM --reasoning-parser, transformers serve for Qwen)
+        # move <think>...</think> out of `content`; put it back so the verdict keeps the reasoning.
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if isinstance(reasoning, str) and reasoning.strip() and "<think" not in content.lower():
+            content = f"<think>\n{reasoning.strip()}\n</think>\n{content.lstrip()}"
+        if not content.strip():
+            raise BackendError(f"{self.base_url} returned an empty answer (finish_reason={choice.get('finish_reason')})")
+        for stop in self.stop:  # the server may not have applied the stop sequence
+            cut = content.find(stop)
+            if cut != -1:
+                content = content[:cut]
         return Generation(
             text=content,
             latency_s=time.monotonic() - start,

@@ -72,6 +72,7 @@ class MiniLMEmbedder:
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
+        self._special: tuple[int, int, int] = (101, 102, 0)
         self.texts_encoded = 0
 
     # ------------------------------------------------------------------ loading
@@ -100,7 +101,8 @@ class MiniLMEmbedder:
             try:
                 import torch
                 import transformers
-                from transformers import AutoModel, AutoTokenizer
+                from tokenizers import Tokenizer
+                from transformers import AutoModel
             except ImportError as exc:
                 raise MissingDependencyError("torch and transformers", "lite", "the lite judge") from exc
             path = self.model_dir or self.packaged_model_dir()
@@ -109,13 +111,17 @@ class MiniLMEmbedder:
             bars = transformers.utils.logging.is_progress_bar_enabled()
             transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every start
             try:
-                tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
                 model = AutoModel.from_pretrained(str(path), local_files_only=True)
             finally:
                 if bars:
                     transformers.utils.logging.enable_progress_bar()
             model.eval()
             model.to(self.device)
+            # the raw fast tokenizer: no truncation or padding configured (windows are cut here)
+            tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            self._special = (tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]"), tokenizer.token_to_id("[PAD]"))
             self._tokenizer = tokenizer
             self._model = model
 
@@ -132,7 +138,7 @@ class MiniLMEmbedder:
         if not features:
             return out
         order = sorted(range(len(features)), key=lambda i: len(features[i]))  # less padding per batch
-        pad_id = self._tokenizer.pad_token_id or 0
+        pad_id = self._special[2] or 0
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
@@ -151,12 +157,10 @@ class MiniLMEmbedder:
                 out[idx] = pooled.float().cpu().numpy()
         return out
 
-    def _windows(self, text: str, max_chunks: int) -> list[list[int]]:
-        """Token windows covering ``text``: all of it if short, else head, tail and evenly spread middles."""
-        tok = self._tokenizer
-        ids = tok(text or " ", add_special_tokens=False, truncation=False)["input_ids"]
+    def _windows(self, ids: list[int], max_chunks: int) -> list[list[int]]:
+        """Token windows covering a text: all of it if short, else head, tail and evenly spread middles."""
         body = self.max_length - 2
-        cls_id, sep_id = tok.cls_token_id, tok.sep_token_id
+        cls_id, sep_id, _ = self._special
         if len(ids) <= body or max_chunks <= 1:
             return [[cls_id, *ids[:body], sep_id]]
         stride = body - 32  # windows overlap so a phrase cut at a border is seen whole once
@@ -178,8 +182,9 @@ class MiniLMEmbedder:
         with self._lock:
             features: list[list[int]] = []
             owner: list[int] = []
-            for i, text in enumerate(texts):
-                for window in self._windows(text, max_chunks):
+            encodings = self._tokenizer.encode_batch([t or " " for t in texts], add_special_tokens=False)
+            for i, enc in enumerate(encodings):
+                for window in self._windows(enc.ids, max_chunks):
                     features.append(window)
                     owner.append(i)
             emb = self._forward(features)

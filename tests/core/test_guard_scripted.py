@@ -173,3 +173,13 @@ def test_lite_fallback_warns_once(monkeypatch):
     msg = str(lite[0].message)
     assert "LITE" in msg and "PROGUARD_BASE_URL" in msg and "PROGUARD_MODEL_PATH" in msg
     assert g1.judge.name == "lite" and g2.judge.name == "lite"
+
+
+def test_invalid_settings_are_configuration_errors(monkeypatch):
+    from proguard_rails import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="max_tokens"):
+        ProGuard(backend=ScriptedBackend(), max_tokens=1)
+    monkeypatch.setenv("PROGUARD_TIMEOUT", "-1")
+    with pytest.raises(ConfigurationError, match="timeout"):
+        ProGuard(backend=ScriptedBackend())

@@ -24,6 +24,7 @@ from proguard_rails.inputs import build_request
 from proguard_rails.protocol import format_answer, render
 
 ANSWER = format_answer("text", "unsafe", "safe", "C8S1")
+CUT = ANSWER.split("</answer>")[0]  # the text is cut at the stop sequence, as servers do
 
 
 def completion(text=ANSWER):
@@ -62,7 +63,7 @@ async def test_request_body_and_model_discovery():
     script = Script(completion())
     b = backend(script, api_key="sk-1")
     gen = await b.agenerate(PROMPT)
-    assert gen.text == ANSWER and gen.finish_reason == "stop"
+    assert gen.text == CUT and gen.finish_reason == "stop"
     assert b.model == "ProGuard-7B"
     chat = [r for r in script.requests if r.url.path.endswith("/chat/completions")][0]
     body = json.loads(chat.content)
@@ -76,7 +77,7 @@ async def test_retries_on_5xx_then_succeeds():
     script = Script(httpx.Response(503, text="busy"), httpx.Response(500, text="oops"), completion())
     b = backend(script, model="m", max_retries=2)
     gen = await b.agenerate(PROMPT)
-    assert gen.text == ANSWER and b.retries == 2
+    assert gen.text == CUT and b.retries == 2
 
 
 async def test_retries_on_connection_errors_then_gives_up():
@@ -145,3 +146,21 @@ def test_base_url_normalization():
     assert normalize_base_url("https://h/openai/v1/") == "https://h/openai/v1"
     with pytest.raises(ConfigurationError):
         normalize_base_url("h:8000")
+
+
+async def test_reasoning_field_is_restored_and_stop_can_be_left_to_the_client():
+    msg = {"choices": [{"message": {"content": "<answer>\nRequest:safe\nResponse:safe\nCategory:None\n</answer>trailing",
+                                    "reasoning_content": "benign baking question"}}]}
+    script = Script(msg)
+    b = backend(script, model="m", send_stop=False)
+    gen = await b.agenerate(PROMPT)
+    assert gen.text.startswith("<think>\nbenign baking question\n</think>\n<answer>")
+    assert "trailing" not in gen.text  # still cut client-side at </answer>
+    body = json.loads(script.requests[-1].content)
+    assert "stop" not in body
+
+
+async def test_empty_answer_is_an_error():
+    b = backend(Script({"choices": [{"message": {"content": ""}, "finish_reason": "length"}]}), model="m")
+    with pytest.raises(BackendError, match="empty answer"):
+        await b.agenerate(PROMPT)

@@ -1,0 +1,834 @@
+"""``ProGuardRail``: a langchain-core Runnable that screens what flows through a chain.
+
+    chain | ProGuardRail()                       # screen the chain's answer
+    ProGuardRail(check="input") | chain          # screen the input before the chain runs
+    ProGuardRail.around(chain)                   # input, then request + answer together
+
+Every path (invoke, ainvoke, batch, abatch, stream, astream, transform, atransform) runs
+as one named run ("ProGuardRail") whose traced outputs carry the verdict, and emits a
+``proguard_decision`` custom event for callback handlers and ``astream_events``. Batches
+make one batched guard call. Streams release text only after it was judged. Nothing
+about a call is stored on the instance, so one rail serves concurrent calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import typing
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from langchain_core.callbacks.manager import (
+    AsyncCallbackManagerForChainRun,
+    CallbackManagerForChainRun,
+    adispatch_custom_event,
+    dispatch_custom_event,
+)
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import (
+    ensure_config,
+    get_async_callback_manager_for_config,
+    get_callback_manager_for_config,
+    get_config_list,
+    patch_config,
+)
+from pydantic import ConfigDict, Field, field_validator
+
+from proguard_rails import ProGuard
+from proguard_rails.errors import ProGuardViolation
+from proguard_rails.policy import Policy
+from proguard_rails.verdict import Decision
+
+from ._convert import (
+    DEFAULT_REFUSAL,
+    OUTPUT_KEYS,
+    Parts,
+    Prepared,
+    Refusal,
+    Side,
+    pick_key,
+    prepare,
+    refusal_like,
+)
+
+#: Name of the custom event carrying each decision (``Decision.to_dict()`` plus the rail's name).
+DECISION_EVENT = "proguard_decision"
+
+_MISSING = object()
+
+
+# ------------------------------------------------------------------------------ run helpers
+def _decision_payload(decision: Decision, rail: str) -> dict[str, Any]:
+    return {"rail": rail, **decision.to_dict()}
+
+
+def _traced_output(output: Any, proguard: Any) -> dict[str, Any]:
+    """What the run records as its outputs: the value passed on, and the verdict beside it."""
+    return {"output": output, "proguard": proguard}
+
+
+def _add(agg: Any, chunk: Any) -> Any:
+    """Aggregate stream chunks the way LangChain does (``+``); unaddable chunks replace."""
+    if agg is _MISSING:
+        return chunk
+    try:
+        return agg + chunk
+    except TypeError:
+        return chunk
+
+
+def _chunk_len(chunk: Any) -> int:
+    """Cheap size of a chunk's new text, to decide when a window is full."""
+    if isinstance(chunk, str):
+        return len(chunk)
+    if isinstance(chunk, BaseMessage):
+        content = chunk.content
+        n = len(content) if isinstance(content, str) else sum(len(str(b)) for b in content)
+        return n + sum(len(str(c.get("args", ""))) for c in getattr(chunk, "tool_call_chunks", None) or [])
+    if isinstance(chunk, Mapping):
+        return sum(_chunk_len(v) for v in chunk.values())
+    return len(str(chunk))
+
+
+def _output_shape(tp: Any) -> str | None:
+    """'str', 'message' or 'dict' from a Runnable's OutputType, None when it cannot tell."""
+    if tp is str:
+        return "str"
+    seen: list[Any] = [tp]
+    while seen:
+        t = seen.pop()
+        if isinstance(t, type):
+            if issubclass(t, BaseMessage):
+                return "message"
+            if issubclass(t, Mapping):
+                return "dict"
+            continue
+        seen.extend(a for a in typing.get_args(t) if not isinstance(a, (str, int)))
+    return None
+
+
+class _Window:
+    """Per-call stream state: chunks held back until the text they carry was judged.
+
+    Each judgement covers the whole text so far (cumulative), so a harmful sentence split
+    across windows is still seen whole; only the chunks added since the last allowed
+    judgement are released.
+    """
+
+    def __init__(self, window: int | None) -> None:
+        self.window = window if window and window > 0 else None
+        self.agg: Any = _MISSING
+        self.pending: list[Any] = []
+        self.new_chars = 0
+        self.last_request: Any = None
+        self.last_decision: Decision | None = None
+        self.checks = 0
+        self.released: Any = _MISSING
+
+    def feed(self, chunk: Any) -> bool:
+        """Add a chunk; True when a window is full and the text should be judged now."""
+        self.agg = _add(self.agg, chunk)
+        self.pending.append(chunk)
+        self.new_chars += _chunk_len(chunk)
+        return self.window is not None and self.new_chars >= self.window
+
+    def reuse(self, prepared: Prepared) -> Decision | None:
+        """The last decision, when the text to judge has not changed since (e.g. a final empty chunk)."""
+        if prepared.request is not None and prepared.request == self.last_request:
+            return self.last_decision
+        return None
+
+    def judged(self, prepared: Prepared, decision: Decision) -> None:
+        self.new_chars = 0
+        self.checks += 1
+        self.last_request = prepared.request
+        self.last_decision = decision
+
+    def release(self) -> list[Any]:
+        out, self.pending = self.pending, []
+        for c in out:
+            self.released = _add(self.released, c)
+        return out
+
+
+# ------------------------------------------------------------------------------ the rail
+class ProGuardRail(RunnableSerializable[Any, Any]):
+    """Screens a chain's input or output with ProGuard; a langchain-core Runnable.
+
+    Args:
+        guard: the ``ProGuard`` engine (built from ``PROGUARD_*`` settings when omitted).
+        check: ``"output"`` (default) screens what flows in as an answer; ``"input"``
+            screens it as a user request.
+        on_block: ``"raise"`` (default) raises ``ProGuardViolation`` carrying the
+            ``Decision``; ``"refuse"`` returns ``refusal`` in the shape of the value
+            (a string for a string, an ``AIMessage`` for messages, a dict for a dict).
+        refusal: the refusal text, or ``callable(value, decision) -> replacement``.
+        input_key / output_key: the dict key holding the text (default: the first of
+            ``messages``, ``input``/``output``, ``question``/``answer``... present).
+        stream_window_chars: when streaming, judge the text so far every this many new
+            characters and release only judged chunks; ``None`` holds the whole stream
+            until the end and judges once.
+        policy: a ``Policy`` for this rail (default: the guard's).
+
+    An input rail inside a pipe cannot stop the steps after it: with ``on_block="refuse"``
+    the refusal flows on to them. Use ``"raise"`` there, or ``ProGuardRail.around(chain)``,
+    which skips the chain on a blocked input.
+    """
+
+    guard: ProGuard
+    check: Literal["output", "input"] = "output"
+    on_block: Literal["raise", "refuse"] = "raise"
+    refusal: Refusal = DEFAULT_REFUSAL
+    input_key: str | None = None
+    output_key: str | None = None
+    stream_window_chars: int | None = Field(400, description="None: hold the stream until the end")
+    policy: Policy | None = None
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    def __init__(self, guard: ProGuard | None = None, **kwargs: Any) -> None:
+        super().__init__(guard=guard if guard is not None else ProGuard(), **kwargs)
+
+    @field_validator("stream_window_chars")
+    @classmethod
+    def _window_ok(cls, v: int | None) -> int | None:
+        if v is not None and v < 0:
+            raise ValueError("stream_window_chars must be >= 0 (0 or None: hold until the end)")
+        return v or None
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return False  # holds a live guard (connections, models)
+
+    @property
+    def InputType(self) -> Any:  # noqa: N802 - LangChain's name
+        return Any
+
+    @property
+    def OutputType(self) -> Any:  # noqa: N802
+        return Any
+
+    # ------------------------------------------------------------------ composition
+    @classmethod
+    def around(
+        cls,
+        runnable: Runnable[Any, Any],
+        guard: ProGuard | None = None,
+        **kwargs: Any,
+    ) -> ProGuardGuarded:
+        """Screen the input, run ``runnable``, then judge request and answer together.
+
+        Keyword arguments configure the rail (``on_block``, ``refusal``, ``input_key``,
+        ``output_key``, ``stream_window_chars``, ``policy``). A blocked input never
+        reaches ``runnable``.
+        """
+        rail = cls(guard, **kwargs)
+        return ProGuardGuarded(rail=rail, bound=runnable)
+
+    # ------------------------------------------------------------------ core steps
+    @property
+    def _key(self) -> str | None:
+        return self.input_key if self.check == "input" else self.output_key
+
+    def _prepare(self, value: Any, side: Side | None = None, *, kind: Any = None,
+                 context: Parts | None = None) -> Prepared:
+        side = side or self.check
+        return prepare(
+            self.guard, value, side,
+            key=self.input_key if side == "input" else self.output_key,
+            kind=kind or side, policy=self.policy, context=context,
+        )
+
+    def _decide(self, prepared: Sequence[Prepared]) -> list[Decision]:
+        """Sync: one batched guard call (the guard's portal loop works inside running loops)."""
+        todo = [p.request for p in prepared if p.request is not None]
+        judged = iter(self.guard.check_batch(todo, policy=self.policy) if todo else [])
+        return [p.decision if p.decision is not None else next(judged) for p in prepared]
+
+    async def _adecide(self, prepared: Sequence[Prepared]) -> list[Decision]:
+        todo = [p.request for p in prepared if p.request is not None]
+        judged = iter(await self.guard.acheck_batch(todo, policy=self.policy) if todo else [])
+        return [p.decision if p.decision is not None else next(judged) for p in prepared]
+
+    def _blocked_value(self, value: Any, decision: Decision, side: Side | None = None) -> Any:
+        if self.on_block == "raise":
+            raise ProGuardViolation(decision)
+        side = side or self.check
+        key = self.input_key if side == "input" else self.output_key
+        return refusal_like(value, decision, self.refusal, key=key, side=side)
+
+    def _apply(self, value: Any, decision: Decision, side: Side | None = None) -> Any:
+        """Allowed: the very same object. Blocked: raise or a refusal shaped like it."""
+        return value if decision.allowed else self._blocked_value(value, decision, side)
+
+    def _stream_refusal(self, win: _Window, decision: Decision) -> Any:
+        """The refusal chunk that ends a blocked stream, shaped like the chunks."""
+        if self.on_block == "raise":
+            raise ProGuardViolation(decision)
+        sample = win.agg
+        if self.check == "input":
+            return self._blocked_value(sample, decision, "input")
+        if isinstance(sample, Mapping):
+            try:
+                k = pick_key(sample, self.output_key, OUTPUT_KEYS, "output_key") or "output"
+            except Exception:
+                k = self.output_key or "output"
+            inner = sample.get(k, "")
+            return {k: refusal_like(inner, decision, self.refusal)}
+        return refusal_like(sample, decision, self.refusal)
+
+    # ------------------------------------------------------------------ tracing
+    def _run_metadata(self) -> dict[str, Any]:
+        return {"proguard_check": self.check, "proguard_on_block": self.on_block,
+                "proguard_judge": self.guard.judge.identity()}
+
+    def _start(self, config: RunnableConfig | None, value: Any, **extra: Any
+               ) -> tuple[CallbackManagerForChainRun, RunnableConfig]:
+        config = ensure_config(config)
+        cm = get_callback_manager_for_config(config)
+        cm.add_metadata(self._run_metadata(), inherit=False)
+        rm = cm.on_chain_start(None, value, name=config.get("run_name") or self.get_name(),
+                               run_id=config.pop("run_id", None), **extra)
+        return rm, patch_config(config, callbacks=rm.get_child())
+
+    async def _astart(self, config: RunnableConfig | None, value: Any, **extra: Any
+                      ) -> tuple[AsyncCallbackManagerForChainRun, RunnableConfig]:
+        config = ensure_config(config)
+        cm = get_async_callback_manager_for_config(config)
+        cm.add_metadata(self._run_metadata(), inherit=False)
+        rm = await cm.on_chain_start(None, value, name=config.get("run_name") or self.get_name(),
+                                     run_id=config.pop("run_id", None), **extra)
+        return rm, patch_config(config, callbacks=rm.get_child())
+
+    def _emit(self, rm: CallbackManagerForChainRun, child: RunnableConfig, decision: Decision) -> None:
+        if rm.handlers or rm.inheritable_handlers:
+            dispatch_custom_event(DECISION_EVENT, _decision_payload(decision, self.get_name()), config=child)
+
+    async def _aemit(self, rm: AsyncCallbackManagerForChainRun, child: RunnableConfig,
+                     decision: Decision) -> None:
+        if rm.handlers or rm.inheritable_handlers:
+            await adispatch_custom_event(DECISION_EVENT, _decision_payload(decision, self.get_name()),
+                                         config=child)
+
+    # ------------------------------------------------------------------ invoke
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        rm, child = self._start(config, input)
+        try:
+            (decision,) = self._decide([self._prepare(input)])
+            self._emit(rm, child, decision)
+            out = self._apply(input, decision)
+        except BaseException as exc:
+            rm.on_chain_error(exc)
+            raise
+        rm.on_chain_end(_traced_output(out, decision.to_dict()))
+        return out
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        rm, child = await self._astart(config, input)
+        try:
+            (decision,) = await self._adecide([self._prepare(input)])
+            await self._aemit(rm, child, decision)
+            out = self._apply(input, decision)
+        except BaseException as exc:
+            await rm.on_chain_error(exc)
+            raise
+        await rm.on_chain_end(_traced_output(out, decision.to_dict()))
+        return out
+
+    # ------------------------------------------------------------------ batch
+    def batch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
+              return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        """One batched guard call for all inputs (not one call, nor one thread, per item)."""
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        runs = [self._start(c, v) for c, v in zip(configs, inputs)]
+        try:
+            decisions = self._decide([self._prepare(v) for v in inputs])
+        except BaseException as exc:
+            for rm, _ in runs:
+                rm.on_chain_error(exc)
+            if return_exceptions and isinstance(exc, Exception):
+                return [exc for _ in inputs]
+            raise
+        outs: list[Any] = []
+        for (rm, child), value, decision in zip(runs, inputs, decisions):
+            try:
+                self._emit(rm, child, decision)
+                out = self._apply(value, decision)
+            except Exception as exc:
+                rm.on_chain_error(exc)
+                outs.append(exc)
+                continue
+            rm.on_chain_end(_traced_output(out, decision.to_dict()))
+            outs.append(out)
+        return _finish_batch(outs, return_exceptions)
+
+    async def abatch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None,
+                     *, return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        """One batched guard call for all inputs."""
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        runs = await asyncio.gather(*(self._astart(c, v) for c, v in zip(configs, inputs)))
+        try:
+            decisions = await self._adecide([self._prepare(v) for v in inputs])
+        except BaseException as exc:
+            await asyncio.gather(*(rm.on_chain_error(exc) for rm, _ in runs))
+            if return_exceptions and isinstance(exc, Exception):
+                return [exc for _ in inputs]
+            raise
+        outs: list[Any] = []
+        for (rm, child), value, decision in zip(runs, inputs, decisions):
+            try:
+                await self._aemit(rm, child, decision)
+                out = self._apply(value, decision)
+            except Exception as exc:
+                await rm.on_chain_error(exc)
+                outs.append(exc)
+                continue
+            await rm.on_chain_end(_traced_output(out, decision.to_dict()))
+            outs.append(out)
+        return _finish_batch(outs, return_exceptions)
+
+    # ------------------------------------------------------------------ streaming
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
+        yield from self.transform(iter([input]), config, **kwargs)
+
+    async def astream(self, input: Any, config: RunnableConfig | None = None,
+                      **kwargs: Any) -> AsyncIterator[Any]:
+        async def one() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self.atransform(one(), config, **kwargs):
+            yield chunk
+
+    def transform(self, input: Iterator[Any], config: RunnableConfig | None = None,
+                  **kwargs: Any) -> Iterator[Any]:
+        """Streamed text is released only after it was judged (windows, or the whole stream)."""
+        rm, child = self._start(config, {"input": ""}, defers_inputs=True)
+        win = _Window(None if self.check == "input" else self.stream_window_chars)
+        seen_in: Any = _MISSING
+        try:
+            for chunk in input:
+                seen_in = _add(seen_in, chunk)
+                if win.feed(chunk):
+                    blocked = self._judge_window(win, rm, child)
+                    if blocked is not None:
+                        yield blocked
+                        break
+                    yield from win.release()
+            else:
+                if win.pending:
+                    blocked = self._judge_window(win, rm, child)
+                    if blocked is not None:
+                        yield blocked
+                    else:
+                        yield from win.release()
+        except BaseException as exc:
+            rm.on_chain_error(exc, inputs=_stream_inputs(seen_in))
+            raise
+        rm.on_chain_end(_stream_outputs(win), inputs=_stream_inputs(seen_in))
+
+    async def atransform(self, input: AsyncIterator[Any], config: RunnableConfig | None = None,
+                         **kwargs: Any) -> AsyncIterator[Any]:
+        rm, child = await self._astart(config, {"input": ""}, defers_inputs=True)
+        win = _Window(None if self.check == "input" else self.stream_window_chars)
+        seen_in: Any = _MISSING
+        try:
+            done = False
+            async for chunk in input:
+                seen_in = _add(seen_in, chunk)
+                if win.feed(chunk):
+                    blocked = await self._ajudge_window(win, rm, child)
+                    if blocked is not None:
+                        yield blocked
+                        done = True
+                        break
+                    for c in win.release():
+                        yield c
+            if not done and win.pending:
+                blocked = await self._ajudge_window(win, rm, child)
+                if blocked is not None:
+                    yield blocked
+                else:
+                    for c in win.release():
+                        yield c
+        except BaseException as exc:
+            await rm.on_chain_error(exc, inputs=_stream_inputs(seen_in))
+            raise
+        await rm.on_chain_end(_stream_outputs(win), inputs=_stream_inputs(seen_in))
+
+    def _judge_window(self, win: _Window, rm: CallbackManagerForChainRun, child: RunnableConfig,
+                      context: Parts | None = None, kind: Any = None) -> Any:
+        """Judge the text so far; None to release the pending chunks, else the refusal chunk."""
+        prepared = self._prepare(win.agg, kind=kind, context=context)
+        decision = win.reuse(prepared)
+        if decision is None:
+            (decision,) = self._decide([prepared])
+            win.judged(prepared, decision)
+            self._emit(rm, child, decision)
+        return None if decision.allowed else self._stream_refusal(win, decision)
+
+    async def _ajudge_window(self, win: _Window, rm: AsyncCallbackManagerForChainRun, child: RunnableConfig,
+                             context: Parts | None = None, kind: Any = None) -> Any:
+        prepared = self._prepare(win.agg, kind=kind, context=context)
+        decision = win.reuse(prepared)
+        if decision is None:
+            (decision,) = await self._adecide([prepared])
+            win.judged(prepared, decision)
+            await self._aemit(rm, child, decision)
+        return None if decision.allowed else self._stream_refusal(win, decision)
+
+
+def _finish_batch(outs: list[Any], return_exceptions: bool) -> list[Any]:
+    if not return_exceptions:
+        first = next((o for o in outs if isinstance(o, Exception)), None)
+        if first is not None:
+            raise first
+    return outs
+
+
+def _stream_inputs(seen: Any) -> dict[str, Any] | None:
+    return None if seen is _MISSING else {"input": seen}
+
+
+def _stream_outputs(win: _Window) -> dict[str, Any]:
+    released = None if win.released is _MISSING else win.released
+    last = win.last_decision.to_dict() if win.last_decision is not None else None
+    return {"output": released, "proguard": last, "proguard_checks": win.checks}
+
+
+# ------------------------------------------------------------------------------ around
+class ProGuardGuarded(RunnableSerializable[Any, Any]):
+    """``ProGuardRail.around(chain)``: input screened, chain run, request and answer judged together.
+
+    Built by ``ProGuardRail.around``; the rail's settings (``on_block``, ``refusal``,
+    keys, stream window, policy) apply to both checks. The answer is judged in ProGuard's
+    conversation format (User: the request, Agent: the answer), which is how the model
+    was trained to judge responses.
+    """
+
+    rail: ProGuardRail
+    bound: Runnable[Any, Any]
+    name: str | None = "ProGuardGuarded"
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return False
+
+    @property
+    def InputType(self) -> Any:  # noqa: N802
+        return self.bound.InputType
+
+    @property
+    def OutputType(self) -> Any:  # noqa: N802
+        return self.bound.OutputType
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
+        return self.bound.get_input_schema(config)
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> Any:
+        return self.bound.get_output_schema(config)
+
+    @property
+    def config_specs(self) -> Any:
+        return self.bound.config_specs
+
+    # ------------------------------------------------------------------ helpers
+    def _input_refusal(self, value: Any, decision: Decision) -> Any:
+        """What the chain would have answered, as a refusal: shape taken from its OutputType."""
+        r = self.rail
+        if r.on_block == "raise":
+            raise ProGuardViolation(decision)
+        if callable(r.refusal):
+            return r.refusal(value, decision)
+        shape = _output_shape(self.bound.OutputType)
+        if shape == "str":
+            return r.refusal
+        if shape == "message":
+            return AIMessage(content=r.refusal, response_metadata={"proguard": decision.to_dict()})
+        if shape == "dict" or r.output_key:
+            return {r.output_key or "output": r.refusal}
+        return refusal_like(value, decision, r.refusal, side="input")
+
+    def _prep_in(self, value: Any) -> Prepared:
+        return self.rail._prepare(value, "input", kind="input")
+
+    def _prep_out(self, value: Any, in_prep: Prepared) -> Prepared:
+        return self.rail._prepare(value, "output", kind="conversation", context=in_prep.parts)
+
+    def _start(self, config: RunnableConfig | None, value: Any, **extra: Any
+               ) -> tuple[CallbackManagerForChainRun, RunnableConfig]:
+        config = ensure_config(config)
+        cm = get_callback_manager_for_config(config)
+        cm.add_metadata({**self.rail._run_metadata(), "proguard_check": "around"}, inherit=False)
+        rm = cm.on_chain_start(None, value, name=config.get("run_name") or self.get_name(),
+                               run_id=config.pop("run_id", None), **extra)
+        return rm, patch_config(config, callbacks=rm.get_child())
+
+    async def _astart(self, config: RunnableConfig | None, value: Any, **extra: Any
+                      ) -> tuple[AsyncCallbackManagerForChainRun, RunnableConfig]:
+        config = ensure_config(config)
+        cm = get_async_callback_manager_for_config(config)
+        cm.add_metadata({**self.rail._run_metadata(), "proguard_check": "around"}, inherit=False)
+        rm = await cm.on_chain_start(None, value, name=config.get("run_name") or self.get_name(),
+                                     run_id=config.pop("run_id", None), **extra)
+        return rm, patch_config(config, callbacks=rm.get_child())
+
+    # ------------------------------------------------------------------ invoke
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        r = self.rail
+        rm, child = self._start(config, input)
+        verdicts: dict[str, Any] = {}
+        try:
+            in_prep = self._prep_in(input)
+            (d_in,) = r._decide([in_prep])
+            r._emit(rm, child, d_in)
+            verdicts["input"] = d_in.to_dict()
+            if not d_in.allowed:
+                out = self._input_refusal(input, d_in)
+            else:
+                answer = self.bound.invoke(input, child, **kwargs)
+                (d_out,) = r._decide([self._prep_out(answer, in_prep)])
+                r._emit(rm, child, d_out)
+                verdicts["output"] = d_out.to_dict()
+                out = r._apply(answer, d_out, "output")
+        except BaseException as exc:
+            rm.on_chain_error(exc)
+            raise
+        rm.on_chain_end(_traced_output(out, verdicts))
+        return out
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        r = self.rail
+        rm, child = await self._astart(config, input)
+        verdicts: dict[str, Any] = {}
+        try:
+            in_prep = self._prep_in(input)
+            (d_in,) = await r._adecide([in_prep])
+            await r._aemit(rm, child, d_in)
+            verdicts["input"] = d_in.to_dict()
+            if not d_in.allowed:
+                out = self._input_refusal(input, d_in)
+            else:
+                answer = await self.bound.ainvoke(input, child, **kwargs)
+                (d_out,) = await r._adecide([self._prep_out(answer, in_prep)])
+                await r._aemit(rm, child, d_out)
+                verdicts["output"] = d_out.to_dict()
+                out = r._apply(answer, d_out, "output")
+        except BaseException as exc:
+            await rm.on_chain_error(exc)
+            raise
+        await rm.on_chain_end(_traced_output(out, verdicts))
+        return out
+
+    # ------------------------------------------------------------------ batch
+    def batch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
+              return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        """Two batched guard calls in all: one for the inputs, one for the answers."""
+        if not inputs:
+            return []
+        r = self.rail
+        configs = get_config_list(config, len(inputs))
+        runs = [self._start(c, v) for c, v in zip(configs, inputs)]
+        try:
+            in_preps = [self._prep_in(v) for v in inputs]
+            d_ins = r._decide(in_preps)
+            ok = [i for i, d in enumerate(d_ins) if d.allowed]
+            answers = self.bound.batch([inputs[i] for i in ok], [runs[i][1] for i in ok],
+                                       return_exceptions=True, **kwargs) if ok else []
+            judged = [(i, a) for i, a in zip(ok, answers) if not isinstance(a, Exception)]
+            d_outs = dict(zip((i for i, _ in judged),
+                              r._decide([self._prep_out(a, in_preps[i]) for i, a in judged])))
+        except BaseException as exc:
+            for rm, _ in runs:
+                rm.on_chain_error(exc)
+            if return_exceptions and isinstance(exc, Exception):
+                return [exc for _ in inputs]
+            raise
+        answer_of = dict(zip(ok, answers))
+        outs: list[Any] = []
+        for i, ((rm, child), value) in enumerate(zip(runs, inputs)):
+            verdicts: dict[str, Any] = {"input": d_ins[i].to_dict()}
+            try:
+                r._emit(rm, child, d_ins[i])
+                if not d_ins[i].allowed:
+                    out = self._input_refusal(value, d_ins[i])
+                elif isinstance(answer_of[i], Exception):
+                    raise answer_of[i]
+                else:
+                    r._emit(rm, child, d_outs[i])
+                    verdicts["output"] = d_outs[i].to_dict()
+                    out = r._apply(answer_of[i], d_outs[i], "output")
+            except Exception as exc:
+                rm.on_chain_error(exc)
+                outs.append(exc)
+                continue
+            rm.on_chain_end(_traced_output(out, verdicts))
+            outs.append(out)
+        return _finish_batch(outs, return_exceptions)
+
+    async def abatch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None,
+                     *, return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        if not inputs:
+            return []
+        r = self.rail
+        configs = get_config_list(config, len(inputs))
+        runs = await asyncio.gather(*(self._astart(c, v) for c, v in zip(configs, inputs)))
+        try:
+            in_preps = [self._prep_in(v) for v in inputs]
+            d_ins = await r._adecide(in_preps)
+            ok = [i for i, d in enumerate(d_ins) if d.allowed]
+            answers = await self.bound.abatch([inputs[i] for i in ok], [runs[i][1] for i in ok],
+                                              return_exceptions=True, **kwargs) if ok else []
+            judged = [(i, a) for i, a in zip(ok, answers) if not isinstance(a, Exception)]
+            d_outs = dict(zip((i for i, _ in judged),
+                              await r._adecide([self._prep_out(a, in_preps[i]) for i, a in judged])))
+        except BaseException as exc:
+            await asyncio.gather(*(rm.on_chain_error(exc) for rm, _ in runs))
+            if return_exceptions and isinstance(exc, Exception):
+                return [exc for _ in inputs]
+            raise
+        answer_of = dict(zip(ok, answers))
+        outs: list[Any] = []
+        for i, ((rm, child), value) in enumerate(zip(runs, inputs)):
+            verdicts: dict[str, Any] = {"input": d_ins[i].to_dict()}
+            try:
+                await r._aemit(rm, child, d_ins[i])
+                if not d_ins[i].allowed:
+                    out = self._input_refusal(value, d_ins[i])
+                elif isinstance(answer_of[i], Exception):
+                    raise answer_of[i]
+                else:
+                    await r._aemit(rm, child, d_outs[i])
+                    verdicts["output"] = d_outs[i].to_dict()
+                    out = r._apply(answer_of[i], d_outs[i], "output")
+            except Exception as exc:
+                await rm.on_chain_error(exc)
+                outs.append(exc)
+                continue
+            await rm.on_chain_end(_traced_output(out, verdicts))
+            outs.append(out)
+        return _finish_batch(outs, return_exceptions)
+
+    # ------------------------------------------------------------------ streaming
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
+        yield from self.transform(iter([input]), config, **kwargs)
+
+    async def astream(self, input: Any, config: RunnableConfig | None = None,
+                      **kwargs: Any) -> AsyncIterator[Any]:
+        async def one() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self.atransform(one(), config, **kwargs):
+            yield chunk
+
+    def transform(self, input: Iterator[Any], config: RunnableConfig | None = None,
+                  **kwargs: Any) -> Iterator[Any]:
+        """The input is read whole and judged first; the chain's stream is then windowed."""
+        r = self.rail
+        rm, child = self._start(config, {"input": ""}, defers_inputs=True)
+        chunks = list(input)
+        agg: Any = _MISSING
+        for c in chunks:
+            agg = _add(agg, c)
+        inputs = _stream_inputs(agg)
+        win = _Window(r.stream_window_chars)
+        verdicts: dict[str, Any] = {}
+        try:
+            if agg is _MISSING:
+                rm.on_chain_end({"output": None, "proguard": None})
+                return
+            in_prep = self._prep_in(agg)
+            (d_in,) = r._decide([in_prep])
+            r._emit(rm, child, d_in)
+            verdicts["input"] = d_in.to_dict()
+            if not d_in.allowed:
+                refusal = self._input_refusal(agg, d_in)
+                win.released = refusal
+                yield refusal
+            else:
+                for chunk in self.bound.transform(iter(chunks), child, **kwargs):
+                    if win.feed(chunk):
+                        blocked = r._judge_window(win, rm, child, in_prep.parts, "conversation")
+                        if blocked is not None:
+                            yield blocked
+                            break
+                        yield from win.release()
+                else:
+                    if win.pending:
+                        blocked = r._judge_window(win, rm, child, in_prep.parts, "conversation")
+                        if blocked is not None:
+                            yield blocked
+                        else:
+                            yield from win.release()
+        except BaseException as exc:
+            rm.on_chain_error(exc, inputs=inputs)
+            raise
+        out = _stream_outputs(win)
+        if win.last_decision is not None:
+            verdicts["output"] = out["proguard"]
+        out["proguard"] = verdicts
+        rm.on_chain_end(out, inputs=inputs)
+
+    async def atransform(self, input: AsyncIterator[Any], config: RunnableConfig | None = None,
+                         **kwargs: Any) -> AsyncIterator[Any]:
+        r = self.rail
+        rm, child = await self._astart(config, {"input": ""}, defers_inputs=True)
+        chunks = [c async for c in input]
+        agg: Any = _MISSING
+        for c in chunks:
+            agg = _add(agg, c)
+        inputs = _stream_inputs(agg)
+        win = _Window(r.stream_window_chars)
+        verdicts: dict[str, Any] = {}
+
+        async def replay() -> AsyncIterator[Any]:
+            for c in chunks:
+                yield c
+
+        try:
+            if agg is _MISSING:
+                await rm.on_chain_end({"output": None, "proguard": None})
+                return
+            in_prep = self._prep_in(agg)
+            (d_in,) = await r._adecide([in_prep])
+            await r._aemit(rm, child, d_in)
+            verdicts["input"] = d_in.to_dict()
+            if not d_in.allowed:
+                refusal = self._input_refusal(agg, d_in)
+                win.released = refusal
+                yield refusal
+            else:
+                done = False
+                async for chunk in self.bound.atransform(replay(), child, **kwargs):
+                    if win.feed(chunk):
+                        blocked = await r._ajudge_window(win, rm, child, in_prep.parts, "conversation")
+                        if blocked is not None:
+                            yield blocked
+                            done = True
+                            break
+                        for c in win.release():
+                            yield c
+                if not done and win.pending:
+                    blocked = await r._ajudge_window(win, rm, child, in_prep.parts, "conversation")
+                    if blocked is not None:
+                        yield blocked
+                    else:
+                        for c in win.release():
+                            yield c
+        except BaseException as exc:
+            await rm.on_chain_error(exc, inputs=inputs)
+            raise
+        out = _stream_outputs(win)
+        if win.last_decision is not None:
+            verdicts["output"] = out["proguard"]
+        out["proguard"] = verdicts
+        await rm.on_chain_end(out, inputs=inputs)
+
+
+__all__ = ["DECISION_EVENT", "ProGuardGuarded", "ProGuardRail"]

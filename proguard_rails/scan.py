@@ -1,0 +1,680 @@
+"""``proguard-rails scan INPUT --out OUTPUT``: moderate a whole file or image folder.
+
+For dataset curation and log audits. Reads JSONL, JSON, CSV/TSV or parquet (text
+columns configurable) or a folder of images, judges every row with any judge (an
+OpenAI-compatible endpoint at full concurrency, in-process vLLM batches, a local
+checkpoint, the lite judge, a cascade, or your own), and writes one verdict row per input
+(JSONL, or parquet when OUTPUT ends in ``.parquet``) carrying the input's id and row index.
+
+Resumable: rows whose id is already in OUTPUT are skipped, so an interrupted scan
+continues where it stopped (``--retry-errors`` re-judges rows that ended in an error).
+Input is streamed in chunks through ``ProGuard.acheck_batch``; at most ``max_inflight``
+chunks are in flight, and output rows are written in input order as chunks finish.
+
+Only the standard library is needed for JSONL/CSV; parquet needs pyarrow
+(``pip install 'proguard-rails[eval]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import importlib
+import json
+import os
+import sys
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import ConfigurationError, MissingDependencyError, ProGuardError
+from .guard import ProGuard
+from .policy import Policy
+from .verdict import Decision
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+TEXT_COLUMNS = ("request", "prompt", "text", "content", "input", "question", "query", "message", "user")
+RESPONSE_COLUMNS = ("response", "answer", "completion", "output", "agent")
+ID_COLUMNS = ("id", "uid", "sample_id", "uuid", "key")
+IMAGE_COLUMNS = ("image", "image_path", "images", "img")
+
+#: columns of every output row, in order (parquet schema; JSONL keys)
+OUTPUT_COLUMNS = (
+    "id", "row", "decision", "status", "modality", "request", "response", "category", "category_name",
+    "subcategory_name", "out_of_policy", "description", "reason", "error_type", "error", "fail_mode_applied",
+    "truncated", "scores", "judge", "raw",
+)
+
+
+# ============================================================================ judge specs
+JUDGE_SPEC_HELP = (
+    "auto (PROGUARD_* variables, else lite) | lite | http(s)://HOST/v1[#MODEL] | openai:URL[#MODEL] | "
+    "transformers:PATH | vllm:PATH | cascade[:GENERATIVE_SPEC] | py:MODULE:ATTR (a Judge, ProGuard, Backend "
+    "or a no-argument factory returning one)"
+)
+
+
+def guard_from_spec(spec: str | None = None, *, taxonomy: Any = None, **overrides: Any) -> ProGuard:
+    """A ``ProGuard`` from a short judge spec (see ``JUDGE_SPEC_HELP``).
+
+    ``overrides`` are ``ProGuardSettings`` fields (``max_concurrency``, ``timeout``, ``model`` ...);
+    ``None`` values are ignored so CLI options that were not given do not override the environment.
+    """
+    opts = {k: v for k, v in overrides.items() if v is not None}
+    text = (spec or "auto").strip()
+    if text in ("", "auto", "env", "default"):
+        return ProGuard(taxonomy=taxonomy, **opts)
+    if text == "lite":
+        return ProGuard(taxonomy=taxonomy, **{**opts, "backend": "lite"})
+    if text.startswith(("http://", "https://")):
+        kind, rest = "openai", text
+    else:
+        kind, _, rest = text.partition(":")
+        kind = kind.lower()
+    if kind in ("openai", "endpoint"):
+        url, _, model = rest.partition("#")
+        if not url:
+            raise ConfigurationError("judge spec openai: needs a URL, e.g. openai:http://127.0.0.1:8000/v1")
+        return ProGuard(taxonomy=taxonomy, **{**opts, "backend": "openai", "base_url": url,
+                                              **({"model": model} if model else {})})
+    if kind in ("transformers", "local", "vllm"):
+        if not rest:
+            raise ConfigurationError(f"judge spec {kind}: needs a checkpoint folder, e.g. {kind}:/models/ProGuard-7B")
+        backend = "vllm" if kind == "vllm" else "transformers"
+        return ProGuard(taxonomy=taxonomy, **{**opts, "backend": backend, "model_path": rest})
+    if kind == "cascade":
+        from .judges.cascade import CascadeJudge
+        from .judges.lite import LiteJudge
+
+        inner = guard_from_spec(rest or "auto", taxonomy=taxonomy, **opts)
+        if isinstance(inner.judge, LiteJudge):
+            raise ConfigurationError(
+                "judge spec cascade needs a generative judge behind the lite one: cascade:http://HOST:8000/v1, "
+                "or set PROGUARD_BASE_URL / PROGUARD_MODEL_PATH"
+            )
+        return ProGuard(CascadeJudge(LiteJudge(), inner.judge), taxonomy=taxonomy,
+                        settings=inner.settings)
+    if kind in ("py", "python"):
+        module_name, _, attr = rest.partition(":")
+        if not module_name or not attr:
+            raise ConfigurationError("judge spec py: is py:MODULE:ATTR, e.g. py:mypackage.guards:make_judge")
+        obj: Any = getattr(importlib.import_module(module_name), attr)
+        return as_guard(obj() if callable(obj) and not _is_judgelike(obj) else obj, taxonomy=taxonomy, **opts)
+    raise ConfigurationError(f"unknown judge spec {text!r}; expected {JUDGE_SPEC_HELP}")
+
+
+def _is_judgelike(obj: Any) -> bool:
+    from .backends.base import Backend
+    from .judges.base import Judge
+
+    return isinstance(obj, (ProGuard, Judge, Backend))
+
+
+def as_guard(obj: Any, *, taxonomy: Any = None, **overrides: Any) -> ProGuard:
+    """Wrap a ``Judge`` or ``Backend`` in a ``ProGuard``; a ``ProGuard`` passes through."""
+    from .backends.base import Backend
+    from .judges.base import Judge
+
+    opts = {k: v for k, v in overrides.items() if v is not None}
+    if isinstance(obj, ProGuard):
+        return obj
+    if isinstance(obj, Judge):
+        return ProGuard(obj, taxonomy=taxonomy, **opts)
+    if isinstance(obj, Backend):
+        return ProGuard(backend=obj, taxonomy=taxonomy, **opts)
+    raise ConfigurationError(f"expected a ProGuard, Judge or Backend, got {type(obj).__name__}")
+
+
+# ============================================================================ JSONL helpers
+def iter_jsonl_tolerant(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Objects of a JSONL file, skipping a torn last line (a run killed mid-write)."""
+    p = Path(path)
+    if not p.exists():
+        return
+    with p.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
+def open_jsonl_append(path: str | Path) -> TextIO:
+    """Open for appending after cutting a torn last line, so new rows start on a fresh line."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.exists() and p.stat().st_size:
+        with p.open("rb+") as fh:
+            data = fh.read()
+            if not data.endswith(b"\n"):
+                cut = data.rfind(b"\n") + 1  # 0 when there is no complete line at all
+                fh.seek(cut)
+                fh.truncate()
+    return p.open("a", encoding="utf-8")
+
+
+def write_jsonl_line(fh: TextIO, obj: Mapping[str, Any]) -> None:
+    fh.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+# ============================================================================ inputs
+@dataclass(frozen=True)
+class ScanItem:
+    """One input: its id, its position in the input, and what to judge."""
+
+    id: str
+    row: int
+    content: Any  # a dict for ProGuard.acheck_batch ({"request","response","images"} or {"messages"})
+
+
+@dataclass
+class ScanColumns:
+    """Which input columns hold what; ``None`` means detect from the usual names."""
+
+    text: Sequence[str] = ()
+    response: str | None = None
+    image: str | None = None
+    id: str | None = None
+    messages: str | None = None
+
+
+def _detect(row: Mapping[str, Any], names: Sequence[str]) -> str | None:
+    lower = {str(k).casefold(): str(k) for k in row}
+    for n in names:
+        if n in lower:
+            return lower[n]
+    return None
+
+
+def _value_text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)
+
+
+def _iter_table_rows(path: Path) -> Iterator[dict[str, Any]]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigurationError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+                yield obj if isinstance(obj, dict) else {"text": obj}
+    elif suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for obj in data if isinstance(data, list) else [data]:
+            yield obj if isinstance(obj, dict) else {"text": obj}
+    elif suffix in (".csv", ".tsv"):
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            yield from csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+    elif suffix == ".parquet":
+        pq = _pyarrow_parquet("reading parquet input")
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=1024):
+            yield from batch.to_pylist()
+    else:
+        raise ConfigurationError(
+            f"{path}: cannot scan {suffix or 'a file without suffix'}; use .jsonl, .json, .csv, .tsv, .parquet "
+            "or an image folder"
+        )
+
+
+def _pyarrow_parquet(feature: str) -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise MissingDependencyError("pyarrow", "eval", feature) from exc
+    return pq
+
+
+def count_inputs(path: str | Path) -> int | None:
+    """Number of inputs, when cheap to know (for the progress bar); ``None`` otherwise."""
+    p = Path(path)
+    if p.is_dir():
+        return sum(1 for _ in _image_files(p))
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        with p.open("rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    if suffix == ".parquet":
+        return int(_pyarrow_parquet("reading parquet input").ParquetFile(p).metadata.num_rows)
+    return None
+
+
+def _image_files(folder: Path) -> Iterator[Path]:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            yield p
+
+
+def iter_inputs(
+    path: str | Path,
+    columns: ScanColumns | None = None,
+    *,
+    image_prompt: str | None = None,
+    image_root: str | Path | None = None,
+) -> Iterator[ScanItem]:
+    """Stream the inputs of a file or image folder as ``ScanItem``s (nothing is judged here)."""
+    p = Path(path)
+    cols = columns or ScanColumns()
+    if not p.exists():
+        raise ConfigurationError(f"scan input {p} does not exist")
+    if p.is_dir():
+        for i, img in enumerate(_image_files(p)):
+            content: dict[str, Any] = {"images": [str(img)]}
+            if image_prompt:
+                content["request"] = image_prompt
+            yield ScanItem(img.relative_to(p).as_posix(), i, content)
+        return
+    root = Path(image_root) if image_root else p.parent
+    text_cols: list[str] | None = list(cols.text) or None
+    resp_col, img_col, id_col, msg_col = cols.response, cols.image, cols.id, cols.messages
+    detected = False
+    for i, row in enumerate(_iter_table_rows(p)):
+        if not detected:
+            detected = True
+            if cols.messages is None and text_cols is None:
+                msg_col = _detect(row, ("messages", "conversation"))
+            if text_cols is None and msg_col is None:
+                found = _detect(row, TEXT_COLUMNS)
+                text_cols = [found] if found else []
+            if resp_col is None and not cols.text and msg_col is None:
+                resp_col = _detect(row, RESPONSE_COLUMNS)
+            img_col = img_col or _detect(row, IMAGE_COLUMNS)
+            id_col = id_col or _detect(row, ID_COLUMNS)
+            for name in [*(text_cols or []), resp_col, img_col, id_col, msg_col]:
+                if name is not None and name not in row:
+                    raise ConfigurationError(f"{p}: no column {name!r}; columns are {', '.join(map(str, row))}")
+            if not text_cols and msg_col is None and img_col is None:
+                raise ConfigurationError(
+                    f"{p}: no text column found among {', '.join(map(str, row))}; choose one with --text-column"
+                )
+        rid = _value_text(row.get(id_col)) if id_col else ""
+        item_id = rid or str(i)
+        if msg_col is not None:
+            msgs = row.get(msg_col)
+            if isinstance(msgs, str):
+                try:
+                    msgs = json.loads(msgs)
+                except json.JSONDecodeError:
+                    msgs = [{"role": "user", "content": msgs}]
+            yield ScanItem(item_id, i, {"messages": msgs})
+            continue
+        content = {"request": "\n\n".join(t for t in (_value_text(row.get(c)) for c in text_cols or []) if t)}
+        if resp_col is not None:
+            resp = _value_text(row.get(resp_col))
+            if resp:
+                content["response"] = resp
+        if img_col is not None:
+            raw = row.get(img_col)
+            paths = raw if isinstance(raw, (list, tuple)) else ([raw] if _value_text(raw) else [])
+            images = []
+            for v in paths:
+                s = _value_text(v)
+                if s and not s.startswith("data:") and "://" not in s[:12] and not Path(s).is_absolute():
+                    s = str(root / s)
+                if s:
+                    images.append(s)
+            if images:
+                content["images"] = images
+        yield ScanItem(item_id, i, content)
+
+
+# ============================================================================ output rows
+def decision_row(item: ScanItem, decision: Decision, *, keep_raw: bool = False) -> dict[str, Any]:
+    """The flat output row of one input (JSON-safe; ``scores`` as a JSON string for parquet)."""
+    d = decision.to_dict()
+    return {
+        "id": item.id,
+        "row": item.row,
+        "decision": d["decision"],
+        "status": d["status"],
+        "modality": d["modality"],
+        "request": d["request"],
+        "response": d["response"],
+        "category": d["category"],
+        "category_name": d["category_name"],
+        "subcategory_name": d["subcategory_name"],
+        "out_of_policy": bool(d["out_of_policy"]),
+        "description": d["description"],
+        "reason": d["reason"],
+        "error_type": d["error_type"],
+        "error": d["error"],
+        "fail_mode_applied": d["fail_mode_applied"],
+        "truncated": bool(d["truncated"]),
+        "scores": json.dumps(d["scores"]) if d["scores"] is not None else None,
+        "judge": d["judge"],
+        "raw": d["raw"] if keep_raw else None,
+    }
+
+
+@dataclass
+class ScanSummary:
+    """Counts over the whole output (rows from earlier runs included)."""
+
+    total: int = 0
+    judged_now: int = 0
+    skipped_done: int = 0
+    status: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+    category_names: dict[str, str] = field(default_factory=dict)
+    out_of_policy: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    output: str = ""
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.total += 1
+        self.status[str(row.get("status"))] += 1
+        if row.get("status") == "error":
+            self.errors[str(row.get("error_type"))] += 1
+            return
+        if row.get("out_of_policy"):
+            self.out_of_policy[str(row.get("description"))] += 1
+            self.categories["out-of-policy"] += 1
+        elif row.get("category"):
+            cid = str(row["category"])
+            self.categories[cid] += 1
+            name = row.get("subcategory_name") or row.get("category_name")
+            if name:
+                self.category_names[cid] = str(name)
+        elif row.get("request") == "unsafe" or row.get("response") == "unsafe":
+            self.categories["unsafe, no category"] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "total": self.total,
+            "judged_now": self.judged_now,
+            "skipped_already_done": self.skipped_done,
+            "status": dict(self.status),
+            "categories": dict(self.categories.most_common()),
+            "category_names": self.category_names,
+            "out_of_policy": dict(self.out_of_policy.most_common(20)),
+            "errors": dict(self.errors),
+        }
+
+    def format(self) -> str:
+        lines = [
+            f"scan: {self.total} rows in {self.output} ({self.judged_now} judged now, "
+            f"{self.skipped_done} already done)",
+            "  status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.status.items())),
+        ]
+        flagged = sum(self.categories.values())
+        lines.append(f"  unsafe by category ({flagged}):")
+        for cid, n in self.categories.most_common():
+            name = self.category_names.get(cid, "")
+            lines.append(f"    {cid:<22} {n:>7}  {name}")
+        if self.out_of_policy:
+            lines.append("  out-of-policy risks named:")
+            for desc, n in self.out_of_policy.most_common(10):
+                lines.append(f"    {n:>7}  {desc}")
+        if self.errors:
+            lines.append("  errors: " + ", ".join(f"{k} {v}" for k, v in self.errors.most_common()))
+        return "\n".join(lines)
+
+
+class _Output:
+    """Where rows go: JSONL appended directly, or parquet via a JSONL side file merged at the end."""
+
+    def __init__(self, path: Path, *, retry_errors: bool) -> None:
+        self.path = path
+        self.parquet = path.suffix.lower() == ".parquet"
+        self.stream_path = path.with_name(path.name + ".partial.jsonl") if self.parquet else path
+        self.retry_errors = retry_errors
+        self._fh: TextIO | None = None
+
+    def existing(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        if self.parquet and self.path.exists():
+            rows.extend(_pyarrow_parquet("resuming a parquet scan").read_table(self.path).to_pylist())
+        rows.extend(iter_jsonl_tolerant(self.stream_path))
+        last: dict[str, dict[str, Any]] = {}
+        for r in rows:  # a retried id appears twice; the newest row wins
+            last[str(r.get("id"))] = r
+        kept = [r for r in last.values() if not (self.retry_errors and r.get("status") == "error")]
+        if self.retry_errors and len(kept) < len(rows) and not self.parquet:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with tmp.open("w", encoding="utf-8") as fh:
+                for r in kept:
+                    write_jsonl_line(fh, r)
+            os.replace(tmp, self.path)
+        return kept
+
+    def open(self) -> None:
+        self._fh = open_jsonl_append(self.stream_path)
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        assert self._fh is not None
+        for r in rows:
+            write_jsonl_line(self._fh, r)
+        self._fh.flush()
+
+    def close(self, *, finished: bool) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self.parquet and finished:
+            self._merge_parquet()
+
+    def _merge_parquet(self) -> None:
+        import pyarrow as pa
+
+        pq = _pyarrow_parquet("writing parquet output")
+        rows: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            for r in pq.read_table(self.path).to_pylist():
+                rows[str(r.get("id"))] = r
+        for r in iter_jsonl_tolerant(self.stream_path):
+            rows[str(r.get("id"))] = r
+        ordered = sorted(rows.values(), key=lambda r: int(r.get("row") or 0))
+        schema = pa.schema([
+            ("id", pa.string()), ("row", pa.int64()), ("decision", pa.string()), ("status", pa.string()),
+            ("modality", pa.string()), ("request", pa.string()), ("response", pa.string()),
+            ("category", pa.string()), ("category_name", pa.string()), ("subcategory_name", pa.string()),
+            ("out_of_policy", pa.bool_()), ("description", pa.string()), ("reason", pa.string()),
+            ("error_type", pa.string()), ("error", pa.string()), ("fail_mode_applied", pa.string()),
+            ("truncated", pa.bool_()), ("scores", pa.string()), ("judge", pa.string()), ("raw", pa.string()),
+        ])
+        table = pa.Table.from_pylist([{c: r.get(c) for c in OUTPUT_COLUMNS} for r in ordered], schema=schema)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, self.path)
+        self.stream_path.unlink(missing_ok=True)
+
+
+# ============================================================================ engine
+async def ascan(
+    input: str | Path,
+    output: str | Path,
+    *,
+    guard: ProGuard | Any | None = None,
+    columns: ScanColumns | None = None,
+    policy: Policy | None = None,
+    batch_size: int = 64,
+    max_inflight: int = 4,
+    keep_raw: bool = False,
+    retry_errors: bool = False,
+    limit: int | None = None,
+    image_prompt: str | None = None,
+    image_root: str | Path | None = None,
+    progress: bool = True,
+) -> ScanSummary:
+    """Judge every input not already in ``output``; returns the summary of the whole output.
+
+    ``batch_size`` inputs go to ``guard.acheck_batch`` at once (one judge call: the endpoint
+    backend spreads them over ``max_concurrency`` connections, in-process vLLM batches them);
+    ``max_inflight`` chunks run at a time. Rows are written in input order, flushed per chunk,
+    so an interruption loses at most the chunks in flight.
+    """
+    if batch_size < 1 or max_inflight < 1:
+        raise ConfigurationError("batch_size and max_inflight must be at least 1")
+    g = as_guard(guard) if guard is not None else ProGuard()
+    out = _Output(Path(output), retry_errors=retry_errors)
+    summary = ScanSummary(output=str(output))
+    done: set[str] = set()
+    for r in out.existing():
+        done.add(str(r.get("id")))
+        summary.add(r)
+    total = count_inputs(input)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=f"scan {Path(input).name}", unit="row", disable=not progress, dynamic_ncols=True)
+    pending: deque[tuple[list[ScanItem], asyncio.Task[list[Decision]]]] = deque()
+
+    def flush_one(items: list[ScanItem], decisions: list[Decision]) -> None:
+        rows = [decision_row(it, d, keep_raw=keep_raw) for it, d in zip(items, decisions, strict=True)]
+        out.write(rows)
+        for r in rows:
+            summary.add(r)
+        summary.judged_now += len(rows)
+        bar.update(len(rows))
+
+    out.open()
+    finished = False
+    try:
+        chunk: list[ScanItem] = []
+        seen = 0
+        seen_ids: set[str] = set()
+        for item in iter_inputs(input, columns, image_prompt=image_prompt, image_root=image_root):
+            if limit is not None and seen >= limit:
+                break
+            seen += 1
+            if item.id in seen_ids:  # duplicate ids would make resumption ambiguous
+                item = ScanItem(f"{item.id}#row{item.row}", item.row, item.content)
+            seen_ids.add(item.id)
+            if item.id in done:
+                summary.skipped_done += 1
+                bar.update(1)
+                continue
+            chunk.append(item)
+            if len(chunk) >= batch_size:
+                pending.append((chunk, asyncio.ensure_future(g.acheck_batch([i.content for i in chunk], policy=policy))))
+                chunk = []
+                while len(pending) >= max_inflight:
+                    items, task = pending.popleft()
+                    flush_one(items, await task)
+        if chunk:
+            pending.append((chunk, asyncio.ensure_future(g.acheck_batch([i.content for i in chunk], policy=policy))))
+        while pending:
+            items, task = pending.popleft()
+            flush_one(items, await task)
+        finished = True
+    finally:
+        for _, task in pending:
+            task.cancel()
+        bar.close()
+        out.close(finished=finished)
+    return summary
+
+
+def scan(input: str | Path, output: str | Path, **kwargs: Any) -> ScanSummary:
+    """Sync ``ascan`` (works inside a running event loop too)."""
+    from ._portal import run_sync
+
+    return run_sync(ascan(input, output, **kwargs))
+
+
+# ============================================================================ CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``proguard-rails scan``."""
+    parser.description = "Moderate a JSONL/JSON/CSV/parquet file or an image folder; one verdict row per input."
+    parser.add_argument("input", help="input file (.jsonl .json .csv .tsv .parquet) or image folder")
+    parser.add_argument("--out", "-o", required=True,
+                        help="output file: .jsonl (appended, resumable) or .parquet (written at the end)")
+    parser.add_argument("--judge", default="auto", help=JUDGE_SPEC_HELP)
+    parser.add_argument("--model", help="model name at the endpoint (default: discovered)")
+    parser.add_argument("--max-concurrency", type=int, help="concurrent requests to the endpoint [PROGUARD_MAX_CONCURRENCY]")
+    parser.add_argument("--timeout", type=float, help="deadline per check in seconds [PROGUARD_TIMEOUT]")
+    parser.add_argument("--fail-mode", choices=["closed", "open"], help="what an error decides (the row keeps status=error)")
+    parser.add_argument("--taxonomy", help="custom policy YAML (default: the released policy)")
+    parser.add_argument("--hold-out", action="append", default=[], metavar="ID", help="hide a category from the policy")
+    parser.add_argument("--text-column", action="append", default=[], metavar="COL",
+                        help="column(s) with the request text (repeat to join several); default: detected")
+    parser.add_argument("--response-column", help="column with the response to judge (default: detected)")
+    parser.add_argument("--messages-column", help="column with an OpenAI-style messages list")
+    parser.add_argument("--image-column", help="column with image path(s) (relative to the input file)")
+    parser.add_argument("--id-column", help="column with a unique id (default: id/uid/..., else the row index)")
+    parser.add_argument("--image-root", help="folder that relative image paths are relative to")
+    parser.add_argument("--image-prompt", help="image folders: text to judge with every image (text-image mode)")
+    parser.add_argument("--batch-size", type=int, default=64, help="inputs per judge call (default 64; "
+                        "use 256-1024 for in-process vLLM)")
+    parser.add_argument("--max-inflight", type=int, default=4, help="chunks judged at once (default 4)")
+    parser.add_argument("--limit", type=int, help="only the first N inputs")
+    parser.add_argument("--retry-errors", action="store_true", help="re-judge rows that ended in an error")
+    parser.add_argument("--keep-raw", action="store_true", help="keep the model's raw answer in each row")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--summary-json", help="also write the summary as JSON here")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run ``proguard-rails scan``; exit 0 when done (even with error rows), 2 on bad usage."""
+    from .taxonomy import Taxonomy
+
+    try:
+        taxonomy = Taxonomy.from_yaml(args.taxonomy) if args.taxonomy else Taxonomy.default()
+        if args.hold_out:
+            taxonomy = taxonomy.hold_out(args.hold_out)
+        guard = guard_from_spec(
+            args.judge, taxonomy=taxonomy, model=args.model, max_concurrency=args.max_concurrency,
+            timeout=args.timeout, fail_mode=args.fail_mode,
+        )
+        columns = ScanColumns(text=tuple(args.text_column), response=args.response_column,
+                              image=args.image_column, id=args.id_column, messages=args.messages_column)
+
+        async def _main() -> ScanSummary:
+            try:
+                return await ascan(
+                    args.input, args.out, guard=guard, columns=columns, batch_size=args.batch_size,
+                    max_inflight=args.max_inflight, keep_raw=args.keep_raw, retry_errors=args.retry_errors,
+                    limit=args.limit, image_prompt=args.image_prompt, image_root=args.image_root,
+                    progress=not args.no_progress,
+                )
+            finally:
+                await guard.aclose()
+
+        # asyncio.run (not the portal thread): Ctrl-C cancels the chunks in flight and the
+        # output is closed cleanly, ready to resume.
+        summary = asyncio.run(_main())
+    except (ProGuardError, OSError) as exc:
+        print(f"proguard-rails scan: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nproguard-rails scan: interrupted; rerun the same command to resume ({args.out})", file=sys.stderr)
+        return 130
+    print(summary.format())
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
+    return 0
+
+
+__all__ = [
+    "JUDGE_SPEC_HELP",
+    "ScanColumns",
+    "ScanItem",
+    "ScanSummary",
+    "add_arguments",
+    "as_guard",
+    "ascan",
+    "decision_row",
+    "guard_from_spec",
+    "iter_inputs",
+    "iter_jsonl_tolerant",
+    "open_jsonl_append",
+    "run_cli",
+    "scan",
+]
