@@ -170,7 +170,7 @@ def _tiny_config_kwargs() -> dict[str, Any]:
     }
 
 
-def _train_tokenizer() -> tuple[dict[str, int], list[str]]:
+def _train_tokenizer() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Train the byte-level BPE on the fixed corpus; returns ``(vocab, merges)``.
 
     The whole byte alphabet is seeded into the vocabulary, so any Unicode string can be encoded.
@@ -197,9 +197,9 @@ def _train_tokenizer() -> tuple[dict[str, int], list[str]]:
     tokenizer.train_from_iterator(list(_TOKENIZER_CORPUS) * 4, trainer=trainer)
     state = json.loads(tokenizer.to_str())["model"]
     vocab: dict[str, int] = dict(state["vocab"])
-    # Byte-level symbols never contain a literal space, so "left right" strings are unambiguous.
-    merges = [m if isinstance(m, str) else " ".join(m) for m in state["merges"]]
-    return vocab, merges
+    # tokenizers serialises merges as ["left", "right"] pairs (older versions: "left right").
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+    return vocab, [(left, right) for left, right in merges]
 
 
 def _build_processor(save_dir: pathlib.Path) -> dict[str, int]:
@@ -217,7 +217,7 @@ def _build_processor(save_dir: pathlib.Path) -> dict[str, int]:
         vocab[token] = len(vocab)
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
-        merges=merges,
+        merges=merges,  # type: ignore[arg-type]  # the BPE model takes (left, right) pairs
         unk_token=None,  # type: ignore[arg-type]  # as in Qwen's own tokenizer_config.json
         bos_token=None,
         eos_token="<|im_end|>",
