@@ -165,7 +165,8 @@ def _delegate(command: str, argv: Sequence[str]) -> int:
     if command == "eval":
         from training.eval.cli import add_arguments, run
     else:
-        from .scan import add_arguments, run_cli as run  # type: ignore[assignment]
+        from .scan import add_arguments  # type: ignore[assignment]
+        from .scan import run_cli as run
     p = argparse.ArgumentParser(prog=f"proguard-rails {command}")
     add_arguments(p)
     args = p.parse_args(list(argv))

@@ -207,7 +207,7 @@ class ProGuard:
             judged = await self.judge.ajudge_batch([requests[i] for i in firsts], self.taxonomy)
             if len(judged) != len(firsts):
                 raise ProGuardError(f"judge returned {len(judged)} results for {len(firsts)} requests")
-            for (key, idxs), res in zip(todo.items(), judged):
+            for (key, idxs), res in zip(todo.items(), judged, strict=True):
                 if isinstance(res, Verdict):
                     self.cache.put(key, res)
                 for i in idxs:
@@ -250,7 +250,7 @@ class ProGuard:
             positions.append(i)
         if requests:
             results = await self.ajudge_batch(requests)
-            for pos, req, res in zip(positions, requests, results):
+            for pos, req, res in zip(positions, requests, results, strict=True):
                 if isinstance(res, BaseException):
                     decisions[pos] = pol.decide_error(res, _check_name(req.kind))
                 else:

@@ -109,6 +109,16 @@ _CONFUSABLES = {
     **dict.fromkeys("ᏃΖ", "z"),
     **dict.fromkeys("˂ᐸ❮〈⟨〈⧼", "<"), **dict.fromkeys("˃ᐳ❯〉⟩〉⧽", ">"),
     **dict.fromkeys("∣ǀ｜", "|"), **dict.fromkeys("։∶꞉ː", ":"),
+    # more from Unicode's confusables list: Latin-like letters, Lisu capitals, small capitals
+    **dict.fromkeys("ɑꓮᴀ", "a"), **dict.fromkeys("Ььꓐʙ", "b"), **dict.fromkeys("ꓚᴄϹ", "c"),
+    **dict.fromkeys("ꓓᴅ", "d"), **dict.fromkeys("℮ꓰᴇ", "e"), **dict.fromkeys("ꓝ", "f"),
+    **dict.fromkeys("ցꓖɢ", "g"), **dict.fromkeys("ꓧʜ", "h"), **dict.fromkeys("ıꓲ", "i"),
+    **dict.fromkeys("ꓙᴊ", "j"), **dict.fromkeys("ꓗᴋ", "k"), **dict.fromkeys("ꓡʟ", "l"),
+    **dict.fromkeys("ꓟᴍ", "m"), **dict.fromkeys("ꓠ", "n"), **dict.fromkeys("০ꓳᴏ", "o"),
+    **dict.fromkeys("ꓑᴘ", "p"), **dict.fromkeys("ꓣᴦ", "r"), **dict.fromkeys("ꓢꜱ", "s"),
+    **dict.fromkeys("ꓔᴛ", "t"), **dict.fromkeys("ꓴᴜ", "u"), **dict.fromkeys("ꓦᴠ", "v"),
+    **dict.fromkeys("ꓪᴡ", "w"), **dict.fromkeys("ꓫ", "x"), **dict.fromkeys("ꓬʏ", "y"),
+    **dict.fromkeys("ꓜᴢ", "z"),
 }
 
 _TAG_RE = re.compile(
@@ -118,22 +128,37 @@ _TAG_RE = re.compile(
     r")"
     r"|<\|[^|<>\n]{1,40}\|>",  # chat-template special tokens: <|im_end|>, <|vision_start|>, ...
 )
-_LABEL_RE = re.compile(
-    r"^[ \t]*(user|agent|assistant|human|system|request|response|category)[ \t]*:", re.MULTILINE
+_LABEL_RE = re.compile(  # markdown emphasis or a quote mark before the label does not hide it
+    r"^[ \t*_>]*(user|agent|assistant|human|system|request|response|category)[ \t]*:", re.MULTILINE
 )
+# Characters that end a line for a reader or a tokenizer (str.splitlines), besides "\n".
+_LINE_BREAKS = frozenset("\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def _hidden(ch: str) -> bool:
+    """Invisible inside a marker: zero-width/bidi/format characters, combining marks on their
+    own, and control characters other than tab and newline."""
+    if ord(ch) in _INVISIBLE:
+        return True
+    cat = unicodedata.category(ch)
+    return cat in ("Cf", "Mn", "Me") or (cat == "Cc" and ch not in "\t\n" and ch not in _LINE_BREAKS)
 
 
 def _skeleton(text: str) -> tuple[str, list[int]]:
     """Detection form of ``text`` and, for each of its chars, the index of the original char.
 
     Invisible characters vanish, compatibility forms fold (full-width ``＜`` -> ``<``),
-    accents drop, look-alike letters map to Latin, and case folds.
+    accents drop, look-alike letters map to Latin, case folds, and every line break
+    (``\u2028``, ``\x85``, ``\r``...) becomes ``\n`` so a label after it starts a line.
     """
     out: list[str] = []
     index: list[int] = []
     for i, ch in enumerate(text):
-        cp = ord(ch)
-        if cp in _INVISIBLE:
+        if ch in _LINE_BREAKS:
+            out.append("\n")
+            index.append(i)
+            continue
+        if _hidden(ch):
             continue
         if ch in _CONFUSABLES:
             folded = _CONFUSABLES[ch]
@@ -141,6 +166,8 @@ def _skeleton(text: str) -> tuple[str, list[int]]:
             decomposed = unicodedata.normalize("NFKD", ch)
             folded = "".join(c for c in decomposed if not unicodedata.combining(c)) or ch
             folded = "".join(_CONFUSABLES.get(c, c) for c in folded)
+            if unicodedata.category(ch) == "Zs":
+                folded = " "
         for c in folded.lower():
             out.append(c)
             index.append(i)
@@ -149,7 +176,7 @@ def _skeleton(text: str) -> tuple[str, list[int]]:
 
 def _visible(fragment: str) -> str:
     """A matched marker re-written without invisible characters, brackets made inert."""
-    kept = "".join(ch for ch in fragment if ord(ch) not in _INVISIBLE)
+    kept = "".join(ch for ch in fragment if not _hidden(ch))
     kept = unicodedata.normalize("NFKC", kept)
     kept = "".join("<" if _CONFUSABLES.get(c) == "<" else ">" if _CONFUSABLES.get(c) == ">" else c for c in kept)
     return kept.replace("<", "‹").replace(">", "›")

@@ -90,7 +90,8 @@ class Taxonomy:
         ids: set[str] = set()
         names: dict[str, str] = {}
         for cat in categories:
-            for entry in (cat, *cat.subcategories):
+            entries: tuple[Entry, ...] = (cat, *cat.subcategories)
+            for entry in entries:
                 if normalize_id(entry.id) != entry.id:
                     raise ConfigurationError(f"invalid taxonomy id {entry.id!r}; expected C<k> or C<k>S<j>")
                 if entry.id in ids:
@@ -107,7 +108,8 @@ class Taxonomy:
         self._by_id: dict[str, Entry] = {}
         self._by_name: dict[str, Entry] = {}
         for cat in self._categories:
-            for entry in (cat, *cat.subcategories):
+            all_entries: tuple[Entry, ...] = (cat, *cat.subcategories)
+            for entry in all_entries:
                 self._by_id[entry.id] = entry
                 self._by_name.setdefault(entry.name.casefold(), entry)
 

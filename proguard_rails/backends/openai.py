@@ -193,15 +193,24 @@ class OpenAIBackend(Backend):
     # ------------------------------------------------------------------ generation
     async def agenerate(self, prompt: RenderedPrompt) -> Generation:
         start = time.monotonic()
+        at_endpoint = [False]  # was a request in flight when the deadline hit?
         try:
-            return await asyncio.wait_for(self._generate_with_retries(prompt, start), timeout=self.timeout)
+            return await asyncio.wait_for(
+                self._generate_with_retries(prompt, start, at_endpoint), timeout=self.timeout
+            )
         except asyncio.TimeoutError as exc:
-            self.breaker.failure()
+            # Time spent queued behind this client's own concurrency limit (a burst of checks)
+            # says nothing about the endpoint: only a request that was out counts against it.
+            if at_endpoint[0]:
+                self.breaker.failure()
             raise BackendTimeoutError(
                 f"no answer from {self.base_url} within {self.timeout:.1f}s (setting PROGUARD_TIMEOUT)"
             ) from exc
 
-    async def _generate_with_retries(self, prompt: RenderedPrompt, start: float) -> Generation:
+    async def _generate_with_retries(
+        self, prompt: RenderedPrompt, start: float, at_endpoint: list[bool] | None = None
+    ) -> Generation:
+        at_endpoint = at_endpoint if at_endpoint is not None else [False]
         client, sem = self._state()
         model = await self.resolve_model()
         body: dict[str, Any] = {
@@ -220,8 +229,11 @@ class OpenAIBackend(Backend):
                 self.breaker.check()
                 try:
                     self.requests_sent += 1
+                    at_endpoint[0] = True
                     resp = await client.post("/chat/completions", json=body)
+                    at_endpoint[0] = False
                 except _TRANSIENT as exc:
+                    at_endpoint[0] = False
                     self.breaker.failure()
                     err: BackendError = BackendUnavailableError(
                         f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
@@ -229,6 +241,7 @@ class OpenAIBackend(Backend):
                     if attempt >= self.max_retries:
                         raise err from exc
                 except httpx.TimeoutException as exc:
+                    at_endpoint[0] = False
                     self.breaker.failure()
                     raise BackendTimeoutError(f"{self.base_url} timed out: {type(exc).__name__}") from exc
                 else:

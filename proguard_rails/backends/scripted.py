@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Union
 
 from ..protocol import RenderedPrompt, format_answer
 from .base import Backend, Generation
 
-Answer = Union[str, BaseException, Callable[[RenderedPrompt], str]]
+Answer = str | BaseException | Callable[[RenderedPrompt], str]
 
 
 def safe_answer(modality: str = "text") -> str:

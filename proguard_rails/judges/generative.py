@@ -33,7 +33,7 @@ class GenerativeJudge(Judge):
         if len(generations) != len(prompts):  # a backend bug must not shift verdicts between requests
             raise BackendError(f"backend returned {len(generations)} results for {len(prompts)} prompts")
         out: list[JudgeResult] = []
-        for req, prompt, gen in zip(requests, prompts, generations):
+        for req, prompt, gen in zip(requests, prompts, generations, strict=True):
             if isinstance(gen, ProGuardError):
                 out.append(gen)
                 continue

@@ -57,7 +57,7 @@ async def test_scripted_batch_is_one_judge_call_and_preserves_order():
     assert backend.batch_calls == 1 and backend.calls == 32
     assert [d.blocked for d in decisions] == [i % 3 == 0 for i in range(32)]
     # each decision belongs to its own request
-    for i, d in enumerate(decisions):
+    for i in range(len(decisions)):
         assert f"{i}" in backend.prompts[i].user_text
 
 

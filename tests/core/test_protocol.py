@@ -83,7 +83,7 @@ def test_placeholders_in_user_text_are_not_refilled():
 
 
 # ---------------------------------------------------------------- parsing table
-T, I, TI = "text", "image", "text-image"
+T, IM, TI = "text", "image", "text-image"
 ANS = "<think>\nreasoning\n</think>\n<answer>\n{body}\n</answer>"
 
 VALID = [
@@ -91,8 +91,8 @@ VALID = [
     (ANS.format(body="Request:safe\nResponse:safe\nCategory:None"), T, "safe", "safe", None, None),
     (ANS.format(body="Request:unsafe\nResponse:safe\nCategory:C8S1"), T, "unsafe", "safe", "C8S1", None),
     (ANS.format(body="Request:safe\nResponse:unsafe\nCategory:C3S1"), T, "safe", "unsafe", "C3S1", None),
-    (ANS.format(body="Request:unsafe\nCategory:C11S2"), I, "unsafe", None, "C11S2", None),
-    (ANS.format(body="Request:safe\nCategory:None"), I, "safe", None, None, None),
+    (ANS.format(body="Request:unsafe\nCategory:C11S2"), IM, "unsafe", None, "C11S2", None),
+    (ANS.format(body="Request:safe\nCategory:None"), IM, "safe", None, None, None),
     (ANS.format(body="Request:unsafe\nResponse:unsafe\nCategory:C7"), TI, "unsafe", "unsafe", "C7", None),
     # <thinking> (the training reward's tag) and no reasoning at all
     ("<thinking>x</thinking>\n<answer>\nRequest:unsafe\nResponse:safe\nCategory:C4S2\n</answer>", T, "unsafe", "safe", "C4S2", None),
@@ -109,11 +109,11 @@ VALID = [
     (ANS.format(body="Request:unsafe\nResponse:safe\nCategory:Fraud and Scams"), T, "unsafe", "safe", "C3S1", None),
     # out-of-policy free-text names
     (ANS.format(body="Request:unsafe\nResponse:safe\nCategory:Organ Trafficking Scheme"), T, "unsafe", "safe", None, "Organ Trafficking Scheme"),
-    (ANS.format(body="Request:unsafe\nCategory:Self-harm encouragement imagery."), I, "unsafe", None, None, "Self-harm encouragement imagery"),
+    (ANS.format(body="Request:unsafe\nCategory:Self-harm encouragement imagery."), IM, "unsafe", None, None, "Self-harm encouragement imagery"),
     # bare answer lines, no tags
     ("Request: unsafe\nResponse: safe\nCategory: C8S2", T, "unsafe", "safe", "C8S2", None),
     # a Response line in image mode is ignored
-    (ANS.format(body="Request:safe\nResponse:safe\nCategory:None"), I, "safe", None, None, None),
+    (ANS.format(body="Request:safe\nResponse:safe\nCategory:None"), IM, "safe", None, None, None),
     # answer-like text inside the reasoning is not read
     ("<think>maybe Request:safe Response:safe</think>\n<answer>\nRequest:unsafe\nResponse:unsafe\nCategory:C10S3\n</answer>", T, "unsafe", "unsafe", "C10S3", None),
     # safe with label punctuation
@@ -132,7 +132,7 @@ INVALID = [
     ("<answer>Request:safe\nResponse:safe</answer>\n<answer>Request:unsafe\nResponse:safe\nCategory:C1S1</answer>", T),
     ("Sure! Here is my answer: the request is safe", T),
     ("<think>r</think>\nRequest:safe\nResponse:safe\nAlso I like cats.", T),  # bare lines mixed with prose
-    ("!@#$%^&*()", I),
+    ("!@#$%^&*()", IM),
 ]
 
 
