@@ -1,0 +1,27 @@
+"""Suite-wide settings: offline, no telemetry, no PROGUARD_* leaking in from the shell."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Set before any test module imports transformers / guardrails.
+for _var, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "GUARDRAILS_DISABLE_TELEMETRY": "true",
+    "OTEL_SDK_DISABLED": "true",
+}.items():
+    os.environ.setdefault(_var, _value)
+
+
+@pytest.fixture(autouse=True)
+def _no_proguard_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's PROGUARD_BASE_URL must not redirect the tests."""
+    for name in list(os.environ):
+        if name.startswith("PROGUARD_") and name != "PROGUARD_TEST_CACHE":
+            monkeypatch.delenv(name, raising=False)
