@@ -66,9 +66,9 @@ def guard_from_spec(spec: str | None = None, *, taxonomy: Any = None, **override
     opts = {k: v for k, v in overrides.items() if v is not None}
     text = (spec or "auto").strip()
     if text in ("", "auto", "env", "default"):
-        return ProGuard(taxonomy=taxonomy, **opts)
+        return _guard_with(opts, taxonomy)
     if text == "lite":
-        return ProGuard(taxonomy=taxonomy, **{**opts, "backend": "lite"})
+        return _guard_with({**opts, "backend": "lite"}, taxonomy)
     if text.startswith(("http://", "https://")):
         kind, rest = "openai", text
     else:
@@ -78,13 +78,13 @@ def guard_from_spec(spec: str | None = None, *, taxonomy: Any = None, **override
         url, _, model = rest.partition("#")
         if not url:
             raise ConfigurationError("judge spec openai: needs a URL, e.g. openai:http://127.0.0.1:8000/v1")
-        return ProGuard(taxonomy=taxonomy, **{**opts, "backend": "openai", "base_url": url,
-                                              **({"model": model} if model else {})})
+        return _guard_with({**opts, "backend": "openai", "base_url": url, **({"model": model} if model else {})},
+                           taxonomy)
     if kind in ("transformers", "local", "vllm"):
         if not rest:
             raise ConfigurationError(f"judge spec {kind}: needs a checkpoint folder, e.g. {kind}:/models/ProGuard-7B")
         backend = "vllm" if kind == "vllm" else "transformers"
-        return ProGuard(taxonomy=taxonomy, **{**opts, "backend": backend, "model_path": rest})
+        return _guard_with({**opts, "backend": backend, "model_path": rest}, taxonomy)
     if kind == "cascade":
         from .judges.cascade import CascadeJudge
         from .judges.lite import LiteJudge
@@ -104,6 +104,16 @@ def guard_from_spec(spec: str | None = None, *, taxonomy: Any = None, **override
         obj: Any = getattr(importlib.import_module(module_name), attr)
         return as_guard(obj() if callable(obj) and not _is_judgelike(obj) else obj, taxonomy=taxonomy, **opts)
     raise ConfigurationError(f"unknown judge spec {text!r}; expected {JUDGE_SPEC_HELP}")
+
+
+def _guard_with(opts: Mapping[str, Any], taxonomy: Any) -> ProGuard:
+    """A ProGuard whose judge is resolved from settings (``backend`` is a settings field here,
+    not ProGuard's ``backend=`` argument, which takes a Backend object)."""
+    from .guard import resolve_judge
+    from .settings import ProGuardSettings
+
+    settings = ProGuardSettings(**opts)
+    return ProGuard(resolve_judge(settings), taxonomy=taxonomy, settings=settings)
 
 
 def _is_judgelike(obj: Any) -> bool:

@@ -176,7 +176,7 @@ class _Config:
         self.model = model
         self.honour_stop = honour_stop
         self.script: collections.deque[str] = collections.deque()
-        self.files: dict[str, tuple[bytes, str]] = {}
+        self.files: dict[str, tuple[int, bytes, str, dict[str, str]]] = {}
 
 
 def _answer_fn(answer: AnswerFn | str | None) -> AnswerFn:
@@ -249,8 +249,8 @@ class _HTTPCore:
         st.requests += 1
         if path in cfg.files:
             st.file_requests += 1
-            data, ctype = cfg.files[path]
-            await _respond(writer, 200, data, ctype)
+            status, data, ctype, extra = cfg.files[path]
+            await _respond(writer, status, data, ctype, extra)
             return True
         if path in ("/v1/models", "/models"):
             st.models_requests += 1
@@ -435,14 +435,16 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         await reader.readline()
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
+_REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
             500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
-async def _respond(writer: asyncio.StreamWriter, status: int, data: bytes, ctype: str) -> None:
+async def _respond(writer: asyncio.StreamWriter, status: int, data: bytes, ctype: str,
+                   extra: Mapping[str, str] | None = None) -> None:
+    more = "".join(f"{k}: {v}\r\n" for k, v in (extra or {}).items())
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
-        f"Content-Type: {ctype}\r\nContent-Length: {len(data)}\r\nConnection: keep-alive\r\n\r\n"
+        f"Content-Type: {ctype}\r\nContent-Length: {len(data)}\r\nConnection: keep-alive\r\n{more}\r\n"
     ).encode()
     writer.write(head + data)
     await writer.drain()
@@ -584,11 +586,16 @@ class FakeChatServer:
         """Queue one-shot behaviours for the next chat requests (then ``behaviour`` again)."""
         self.config.script.extend(_check_behaviour(b) for b in behaviours)
 
-    def add_file(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+    def add_file(self, path: str, data: bytes, content_type: str = "application/octet-stream",
+                 *, status: int = 200, headers: Mapping[str, str] | None = None) -> str:
         """Serve ``data`` at ``GET /<path>``; returns its URL (for image-URL fetching tests)."""
         key = "/" + path.lstrip("/")
-        self.config.files[key] = (data, content_type)
+        self.config.files[key] = (status, data, content_type, dict(headers or {}))
         return self.url(key)
+
+    def add_redirect(self, path: str, location: str, status: int = 302) -> str:
+        """Answer ``GET /<path>`` with a redirect to ``location``; returns its URL."""
+        return self.add_file(path, b"", "text/plain", status=status, headers={"Location": location})
 
     def reset_stats(self) -> None:
         _reset(self.stats)

@@ -139,7 +139,7 @@ class ProGuardNodePostprocessor(BaseNodePostprocessor):
     def _select(self, screened: list[tuple[NodeWithScore, Decision]]) -> list[NodeWithScore]:
         if self.mode == "flag":
             return [n for n, _ in screened]
-        return [n for n, d in screened if d.allowed]
+        return [n for n, d in screened]
 
     async def _apostprocess_nodes(self, nodes: list[NodeWithScore],
                                   query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:

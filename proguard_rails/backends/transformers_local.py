@@ -321,6 +321,16 @@ class _Prefix:
     kv: list[tuple[Any, Any]]  # per layer (keys, values), batch 1, never mutated
 
 
+@dataclasses.dataclass
+class _Prefilled:
+    logits: Any  # (batch, vocab) at the last prompt position
+    cache: Any
+    mask: Any
+    next_pos: Any  # (batch,) position of the first generated token
+    n_prefix: int
+    prompt_lens: list[int]
+
+
 def _import_torch_transformers() -> tuple[Any, Any]:
     try:
         import torch
@@ -571,6 +581,23 @@ class SharedModel:
     def _generate_with_prefix(self, prompts: Sequence[RenderedPrompt], params: GenParams) -> list[
         tuple[str, str, dict[str, int]]
     ] | None:
+        state = self.prefill_with_prefix(prompts, params)
+        if state is None:
+            return None
+        tokens = self._greedy_loop(state.logits, state.cache, state.mask, state.next_pos, params)
+        results = []
+        for toks, plen in zip(tokens, state.prompt_lens, strict=True):
+            text, reason = self._finish(toks, params)
+            results.append((text, reason, {"prompt_tokens": plen, "completion_tokens": len(toks),
+                                           "cached_tokens": state.n_prefix}))
+        return results
+
+    def prefill_with_prefix(self, prompts: Sequence[RenderedPrompt], params: GenParams) -> _Prefilled | None:
+        """Prefill the conversations on top of the cached system turn (worker thread or tests only).
+
+        Returns the last-position logits and the cache ready for decoding, or None where reuse
+        does not apply (several system prompts, unsupported cache type, tokenization mismatch).
+        """
         torch = self.torch
         systems = {p.system for p in prompts}
         if len(systems) != 1:  # the batch group includes the system text; this is a safety net
@@ -610,18 +637,18 @@ class SharedModel:
 
         # Positions as if there were no padding: M-RoPE of the conversation alone, shifted by the
         # prefix length (every position in get_rope_index is relative to the running offset).
+        image_grid = enc.get("image_grid_thw")
         extra: dict[str, Any] = {}
+        if "pixel_values" in enc:
+            extra["pixel_values"] = enc["pixel_values"].to(dev, self.model.dtype)
+            extra["image_grid_thw"] = image_grid.to(dev)
         if self._rope_index is not None:
-            image_grid = enc.get("image_grid_thw")
             pos, _ = self._rope_index(
                 suffix_ids, mm_token_type_ids=suffix_types,
                 image_grid_thw=image_grid.to(dev) if image_grid is not None else None,
                 attention_mask=suffix_mask,
             )
             pos = pos + n_prefix
-            if "pixel_values" in enc:
-                extra["pixel_values"] = enc["pixel_values"].to(dev, self.model.dtype)
-                extra["image_grid_thw"] = image_grid.to(dev)
         else:
             pos = (suffix_mask.cumsum(-1) - 1).clamp(min=0) + n_prefix
         next_pos = pos.reshape(-1, batch, width).amax(dim=(0, 2)) + 1  # per row
@@ -631,15 +658,10 @@ class SharedModel:
         self.stats["reuse_batches"] += 1
         out = self.model(input_ids=suffix_ids, attention_mask=mask, position_ids=pos, use_cache=True,
                          logits_to_keep=1, **{self._cache_kw: cache}, **extra)
-        cache = _out_cache(out) or cache
-        tokens = self._greedy_loop(out.logits[:, -1, :], cache, mask, next_pos, params)
-        prompt_lens = [n_prefix + r.shape[0] for r in ids_rows]
-        results = []
-        for toks, plen in zip(tokens, prompt_lens, strict=True):
-            text, reason = self._finish(toks, params)
-            results.append((text, reason, {"prompt_tokens": plen, "completion_tokens": len(toks),
-                                           "cached_tokens": n_prefix}))
-        return results
+        return _Prefilled(
+            logits=out.logits[:, -1, :], cache=_out_cache(out) or cache, mask=mask, next_pos=next_pos,
+            n_prefix=n_prefix, prompt_lens=[n_prefix + r.shape[0] for r in ids_rows],
+        )
 
     def _greedy_loop(self, logits: Any, cache: Any, mask: Any, next_pos: Any, params: GenParams) -> list[list[int]]:
         """Argmax decoding; each row stops at an EOS token or once its text contains a stop string."""

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .datasets import ADAPTERS, Dataset, load_dataset, read_rows
     from .mapping import CategoryMapping, builtin_mappings
     from .metrics import compute_metrics, prf
-    from .ood import DescriptionScorer, EmbeddingScorer, default_scorer
+    from .ood import DescriptionScorer, SimilarityScorer, default_scorer
     from .report import load_reference, render_markdown, write_figures, write_report
     from .runner import EvalResults, Evaluator, Query, Scored, select_ood
     from .samples import EvalSample, parse_label
@@ -30,7 +30,7 @@ _LAZY = {
     "ADAPTERS": ".datasets", "Dataset": ".datasets", "load_dataset": ".datasets", "read_rows": ".datasets",
     "CategoryMapping": ".mapping", "builtin_mappings": ".mapping",
     "compute_metrics": ".metrics", "prf": ".metrics",
-    "DescriptionScorer": ".ood", "EmbeddingScorer": ".ood", "default_scorer": ".ood",
+    "DescriptionScorer": ".ood", "SimilarityScorer": ".ood", "default_scorer": ".ood",
     "load_reference": ".report", "render_markdown": ".report", "write_figures": ".report", "write_report": ".report",
     "EvalResults": ".runner", "Evaluator": ".runner", "Query": ".runner", "Scored": ".runner",
     "select_ood": ".runner",
@@ -51,7 +51,6 @@ __all__ = [
     "CategoryMapping",
     "Dataset",
     "DescriptionScorer",
-    "EmbeddingScorer",
     "EvalResults",
     "EvalSample",
     "Evaluator",
@@ -59,6 +58,7 @@ __all__ = [
     "PredictionCache",
     "Query",
     "Scored",
+    "SimilarityScorer",
     "builtin_mappings",
     "compute_metrics",
     "default_scorer",

@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-root", help="folder that relative image paths are relative to")
     parser.add_argument("--absent-flags", choices=["unknown", "safe"], default="unknown",
                         help="openai_moderation: rows with no flag set and some flags absent (default: unknown, skipped)")
+    parser.add_argument("--split", default="dev",
+                        help="lite format: which split's rows to read (default dev; '' for all)")
     parser.add_argument("--ood-fraction", type=float, default=1.0,
                         help="share of unsafe samples with a known category also judged with it held out (default 1)")
     parser.add_argument("--ood-level", choices=["category", "subcategory"], default="category",
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             ds_name = name or Path(path).stem
             datasets.append(load_dataset(
                 path, fmt, name=ds_name, mapping=mappings.get(ds_name), taxonomy=taxonomy, limit=args.limit,
-                image_root=args.image_root, absent_flags=args.absent_flags,
+                image_root=args.image_root, absent_flags=args.absent_flags, split=args.split,
             ))
         judges: dict[str, Any] = {}
         for spec in args.judge or ["auto"]:

@@ -12,7 +12,9 @@ Formats read for every adapter: ``.jsonl``, ``.json`` (a list of objects), ``.cs
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,9 +198,16 @@ def _resolve_images(values: Sequence[Any], ctx: AdapterContext) -> tuple[str, ..
         if text.startswith("data:") or "://" in text[:12]:
             out.append(text)
             continue
+        if _looks_base64(text) and not (len(text) < 1024 and ((root / text).exists() or Path(text).exists())):
+            out.append(text)  # inline base64 image data (the training schema stores bytes that way in JSON)
+            continue
         p = Path(text)
         out.append(str(p if p.is_absolute() else root / p))
     return tuple(out)
+
+
+def _looks_base64(text: str) -> bool:
+    return len(text) >= 64 and re.fullmatch(r"[A-Za-z0-9+/=_-]+", text[:4096]) is not None
 
 
 def _taxonomy_categories(values: Sequence[Any], ctx: AdapterContext) -> tuple[str, ...]:
@@ -231,15 +240,29 @@ def _label_or_skip(value: Any, what: str) -> Label | None:
 
 
 # ---------------------------------------------------------------------------- adapters
+def _get_text(row: Row, *names: str) -> Any:
+    """Like ``_get`` but only string values: in some schemas ``request`` is a 0/1 label column."""
+    for name in names:
+        v = _get(row, name)
+        if isinstance(v, str):
+            return v
+    return None
+
+
 def _generic(row: Row, index: int, ctx: AdapterContext) -> EvalSample | None:
-    request = _text(_get(row, "request", "prompt", "user", "question", "query", "input", "text"))
-    response = _get(row, "response", "answer", "completion", "output", "agent")
+    request = _text(_get_text(row, "request", "prompt", "user", "question", "query", "input", "text"))
+    response = _get_text(row, "response", "answer", "completion", "output", "agent")
     response_text = _text(response) if response is not None else None
     images = _resolve_images(_list(_get(row, "images", "image", "image_path", "image_file", "img")), ctx)
     if not request.strip() and not (response_text or "").strip() and not images:
         raise SkipRow("no request, response or image")
     req_label = _label_or_skip(_get(row, "request_label", "prompt_label", "prompt_harm_label"), "request_label")
     resp_label = _label_or_skip(_get(row, "response_label", "response_harm_label"), "response_label")
+    has_response = bool(response_text and response_text.strip())
+    if not has_response:
+        # No agent turn to judge: a response label here is a schema default (the training
+        # schema stores "safe" for text without a response), not something to measure.
+        resp_label = None
     overall = _label_or_skip(_get(row, "label", "labels", "safety_label"), "label")
     if overall is not None:
         # `label` labels the last turn present: the response if there is one, else the request.
@@ -248,6 +271,9 @@ def _generic(row: Row, index: int, ctx: AdapterContext) -> EvalSample | None:
         else:
             req_label = req_label or overall
     cats_raw = _list(_get(row, "category", "categories", "category_id", "subcategory"))
+    if not cats_raw and _get(row, "target_name"):
+        # a training-schema hold-out row: its category is named, not given as an id
+        cats_raw = [_get(row, "target_name")]
     cats = _taxonomy_categories(cats_raw, ctx)
     return EvalSample(
         id=_text(_get(row, "id", "sample_id", "uid")) or str(index),
@@ -417,6 +443,35 @@ def _llavaguard(row: Row, index: int, ctx: AdapterContext) -> EvalSample | None:
     )
 
 
+def _lite_dump(row: Row, index: int, ctx: AdapterContext) -> EvalSample | None:
+    wanted = ctx.options.get("split", "dev")
+    if wanted and row.get("split") is not None and row.get("split") != wanted:
+        raise SkipRow(f"split {row.get('split')!r} (not {wanted!r})")
+    user = _text(row.get("user"))
+    agent = row.get("agent")
+    agent_text = _text(agent) if agent is not None else None
+    if not user.strip() and not (agent_text or "").strip():
+        raise SkipRow("no user or agent text")
+    req_label = _label_or_skip(row.get("request"), "request")
+    resp_label = _label_or_skip(row.get("response"), "response") if (agent_text or "").strip() else None
+    cat = _text(row.get("category"))
+    unsafe = req_label == "unsafe" or resp_label == "unsafe"
+    # "oop:<slug>" marks a risk the taxonomy has no entry for: its category is unknown here
+    cats = (ctx.taxonomy.get(cat).id,) if (unsafe and cat and ctx.taxonomy.find(cat) is not None) else ()
+    key = f"{row.get('group') or ''}|{user}|{agent_text or ''}"
+    return EvalSample(
+        id=_text(row.get("id")) or f"{index}-{hashlib.sha256(key.encode()).hexdigest()[:10]}",
+        request=user,
+        response=agent_text,
+        request_label=req_label,
+        response_label=resp_label,
+        categories=cats,
+        source_category=cat or None,
+        dataset=ctx.name,
+        metadata={"source": _text(row.get("source"))},
+    )
+
+
 ADAPTERS: dict[str, Adapter] = {
     a.name: a
     for a in [
@@ -429,6 +484,14 @@ ADAPTERS: dict[str, Adapter] = {
                 "(paths relative to the file, or --image-root)"
             ),
             description="Any JSONL/CSV/parquet with the project's sample columns (the dev set, your data).",
+        ),
+        Adapter(
+            "lite", _lite_dump,
+            columns=(
+                "user; agent (optional); request, response (1 unsafe / 0 safe / null); category (taxonomy id, "
+                "or oop:<slug> for risks outside the taxonomy); source; group; split (rows of --split, default dev)"
+            ),
+            description="The lite judge's example dump: python -m training.lite build --dump FILE.",
         ),
         Adapter(
             "xstest", _xstest, default_mapping="xstest",

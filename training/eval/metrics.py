@@ -228,8 +228,10 @@ def ood_description_task(items: Sequence[Scored], taxonomy: Taxonomy,
     """Task 4: similarity of the free-text names on the positives to the held-out entry's bank.
 
     Returns the summary and per-item scores (keyed by position in ``items``) for the
-    prediction dump. ``score`` averages over every positive (no name scores 0), the
-    ``*_described`` figures over those that named a risk.
+    prediction dump. ``score`` is the training reward's out-of-policy component averaged
+    over every positive (a free-text name earns 0.5 plus the similarity bonus up to 1.0; no
+    name earns 0); ``*_described`` figures average over the positives that named a risk;
+    ``good`` counts names passing a similarity threshold (best >= 0.7 or mean >= 0.6).
     """
     positives = [(i, it) for i, it in enumerate(items) if it.query.task == "ood"]
     described = [
@@ -245,15 +247,17 @@ def ood_description_task(items: Sequence[Scored], taxonomy: Taxonomy,
     results = scorer.score(texts, banks) if texts else []
     per_item = {i: r for (i, _), r in zip(described, results, strict=True)}
     n = len(positives)
-    sum_score = sum(r["score"] for r in results)
+    rewards = [r["reward"] for r in results]
+    good = sum(1 for r in results if r.get("good"))
     base.update({
         "scorer": scorer.name,
-        "score": _div(sum_score, n),
-        "score_described": _div(sum_score, len(results)),
+        # the training reward's out-of-policy component, averaged over every positive (no name: 0)
+        "score": _div(sum(rewards), n),
+        "reward_described": _div(sum(rewards), len(results)),
         "best_similarity_described": _div(sum(r["best"] for r in results), len(results)),
         "mean_similarity_described": _div(sum(r["mean"] for r in results), len(results)),
-        "good": sum(1 for r in results if r.get("good")),
-        "good_rate": _div(sum(1 for r in results if r.get("good")), n),
+        "good": good,
+        "good_rate": _div(good, n),
         "thresholds": scorer.thresholds,
     })
     return base, per_item

@@ -350,13 +350,14 @@ def write_figures(results: EvalResults, folder: str | Path, *,
                 if v is not None:
                     xs.append(g + (k - (len(series) - 1) / 2) * width)
                     ys.append(v)
-            ax.bar(xs, ys, width=width, label=f"{name} (paper)" if is_ref else name, color=cmap(k % 10),
-                   hatch="//" if is_ref else None, edgecolor="black" if is_ref else None, linewidth=0.5)
+            bars = ax.bar(xs, ys, width=width, label=f"{name} (paper)" if is_ref else name, color=cmap(k % 10),
+                          hatch="//" if is_ref else None, edgecolor="black" if is_ref else None, linewidth=0.5)
+            ax.bar_label(bars, labels=[f"{y:.0f}" for y in ys], fontsize=6, padding=1)
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels([f"{ds}\n{label}" for ds, label, _ in groups], rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("percent")
-        ax.set_ylim(0, 100)
-        ax.set_title("Measured (solid) and published (hatched) figures")
+        ax.set_ylim(0, 105)
+        ax.set_title("Measured (solid) and published (hatched) figures" if ref_models else "Measured figures")
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
@@ -382,7 +383,8 @@ def write_figures(results: EvalResults, folder: str | Path, *,
             pc = _safe_lookup(results, j, ds, "categorization.per_category") or {}
             xs = [i + (k - (len(judges) - 1) / 2) * width for i, c in enumerate(cats) if c in pc]
             ys = [100 * (pc[c]["accuracy"] or 0.0) for c in cats if c in pc]
-            ax.bar(xs, ys, width=width, label=j, color=cmap(k % 10))
+            bars = ax.bar(xs, ys, width=width, label=j, color=cmap(k % 10))
+            ax.bar_label(bars, labels=[f"{y:.0f}" for y in ys], fontsize=6, padding=1)
         counts = {c: max((_safe_lookup(results, j, ds, f"categorization.per_category.{c}.n") or 0) for j in judges)
                   for c in cats}
         ax.set_xticks(range(len(cats)))

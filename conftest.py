@@ -1,4 +1,4 @@
-"""Suite-wide settings: offline, no telemetry, no PROGUARD_* leaking in from the shell."""
+"""Suite-wide settings (tests/ and integrations/): offline, no telemetry, no PROGUARD_* from the shell."""
 
 from __future__ import annotations
 
