@@ -148,12 +148,15 @@ class ProGuard:
         self,
         judge: Judge | None = None,
         *,
-        backend: Backend | None = None,
+        backend: Backend | str | None = None,
         taxonomy: Taxonomy | None = None,
         policy: Policy | None = None,
         settings: ProGuardSettings | None = None,
         **overrides: Any,
     ) -> None:
+        if isinstance(backend, str):  # a backend name ("transformers", "vllm"...) is the setting
+            overrides["backend"] = backend
+            backend = None
         unknown = set(overrides) - _SETTING_KEYS
         if unknown:
             raise TypeError(f"unknown ProGuard argument(s): {', '.join(sorted(unknown))}")
@@ -296,14 +299,15 @@ class ProGuard:
             metadata={"tool": name},
         )
 
-    def tool_result_request(self, name: str, output: Any, context: str | None = None) -> GuardRequest:
+    def tool_result_request(self, name: str, output: Any, context: str | None = None,
+                            *, images: Iterable[Any] | None = None) -> GuardRequest:
         """A tool result is untrusted input to the model (it may carry harmful content or injected
-        instructions): judged as the User turn."""
+        instructions): judged as the User turn, with any images it returned."""
         text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, default=str)
         prefix = f"[context: {context}]\n" if context else ""
         return build_request(
-            f"{prefix}[output of tool {name}]\n{text}", None, settings=self.settings, kind="tool_result",
-            metadata={"tool": name},
+            f"{prefix}[output of tool {name}]\n{text}", None, images, settings=self.settings, kind="tool_result",
+            metadata={"tool": name}, allow_paths=False,
         )
 
     async def acheck_tool_call(self, name: str, arguments: Any, context: str | None = None,
@@ -320,17 +324,17 @@ class ProGuard:
         return run_sync(self.acheck_tool_call(name, arguments, context, policy=policy))
 
     async def acheck_tool_result(self, name: str, output: Any, context: str | None = None,
-                                 *, policy: Policy | None = None) -> Decision:
+                                 *, images: Iterable[Any] | None = None, policy: Policy | None = None) -> Decision:
         pol = policy or self.policy
         try:
-            req = self.tool_result_request(name, output, context)
+            req = self.tool_result_request(name, output, context, images=images)
         except ProGuardError as exc:
             return pol.decide_error(exc, "tool_result")
         return (await self.acheck_batch([req], policy=pol))[0]
 
     def check_tool_result(self, name: str, output: Any, context: str | None = None,
-                          *, policy: Policy | None = None) -> Decision:
-        return run_sync(self.acheck_tool_result(name, output, context, policy=policy))
+                          *, images: Iterable[Any] | None = None, policy: Policy | None = None) -> Decision:
+        return run_sync(self.acheck_tool_result(name, output, context, images=images, policy=policy))
 
     # ------------------------------------------------------------------ lifecycle
     def stats(self) -> Mapping[str, Any]:

@@ -151,6 +151,8 @@ def _skeleton(text: str) -> tuple[str, list[int]]:
     accents drop, look-alike letters map to Latin, case folds, and every line break
     (``\u2028``, ``\x85``, ``\r``...) becomes ``\n`` so a label after it starts a line.
     """
+    if text.isascii():  # fast path: nothing to fold in ASCII but case
+        return text.lower(), list(range(len(text)))
     out: list[str] = []
     index: list[int] = []
     for i, ch in enumerate(text):
@@ -195,6 +197,8 @@ def neutralize(text: str) -> tuple[str, int]:
     """
     if not text:
         return text, 0
+    if text.isascii() and "<" not in text and ":" not in text:
+        return text, 0  # no tag and no label can be present
     skel, index = _skeleton(text)
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement) on the original text
     for m in _TAG_RE.finditer(skel):

@@ -105,6 +105,8 @@ class Taxonomy:
                 if sub.parent_id != cat.id:
                     raise ConfigurationError(f"subcategory {sub.id} is not under {cat.id}")
         self._categories: tuple[Category, ...] = tuple(categories)
+        self._rendered: str | None = None  # immutable, so render/fingerprint are computed once
+        self._fingerprint: str | None = None
         self._by_id: dict[str, Entry] = {}
         self._by_name: dict[str, Entry] = {}
         for cat in self._categories:
@@ -374,19 +376,24 @@ class Taxonomy:
     # ------------------------------------------------------------------ rendering
     def render(self) -> str:
         """The category block exactly as the released prompts show it (leading and trailing newline)."""
+        if self._rendered is not None:
+            return self._rendered
         lines = [""]
         for c in self._categories:
             lines.append(f"{c.id}: {c.name} — {c.description}")
             lines.extend(f"  {s.id}: {s.name} — {s.description}" for s in c.subcategories)
-        return "\n".join(lines) + "\n"
+        self._rendered = "\n".join(lines) + "\n"
+        return self._rendered
 
     @property
     def fingerprint(self) -> str:
         """Stable hash of everything a judge could depend on (rendering and synonyms)."""
-        h = hashlib.sha256(self.render().encode())
-        for eid, bank in self.synonym_bank().items():
-            h.update(f"{eid}|{'|'.join(bank)}\n".encode())
-        return h.hexdigest()[:16]
+        if self._fingerprint is None:
+            h = hashlib.sha256(self.render().encode())
+            for eid, bank in self.synonym_bank().items():
+                h.update(f"{eid}|{'|'.join(bank)}\n".encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
 
 _BLOCK_LINE_RE = re.compile(r"^\s*(C\d+(?:S\d+)?): (.*?) — (.*)$")

@@ -183,3 +183,10 @@ def test_invalid_settings_are_configuration_errors(monkeypatch):
     monkeypatch.setenv("PROGUARD_TIMEOUT", "-1")
     with pytest.raises(ConfigurationError, match="timeout"):
         ProGuard(backend=ScriptedBackend())
+
+
+def test_scripted_tool_result_images_reach_the_judge():
+    guard, backend = make_guard()
+    d = guard.check_tool_result("screenshot", "page rendered", images=[png_bytes()])
+    assert d.allowed and len(backend.prompts[-1].images) == 1
+    assert backend.prompts[-1].modality.value == "text-image"
