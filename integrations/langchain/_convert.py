@@ -32,6 +32,9 @@ INPUT_KEYS = ("messages", "input", "question", "query", "prompt", "request", "te
 #: Keys tried, in order, when a dict is screened as output and no ``output_key`` is set.
 OUTPUT_KEYS = ("messages", "output", "answer", "response", "text", "content", "result", "completion")
 
+#: Keys read as the request beside an output dict's answer.
+_REQUEST_KEYS = ("input", "question", "query", "prompt", "request")
+
 DEFAULT_REFUSAL = "I can't help with that."
 
 Refusal = str | Callable[[Any, Decision], Any]
@@ -57,20 +60,29 @@ def message_text(msg: BaseMessage) -> str:
     return f"{text}\n{calls}" if text and calls else (text or calls)
 
 
+_ROLES = {
+    "human": "user", "HumanMessageChunk": "user",
+    "ai": "assistant", "AIMessageChunk": "assistant",
+    "system": "system", "SystemMessageChunk": "system",
+    "tool": "tool", "ToolMessageChunk": "tool",
+    "function": "tool", "FunctionMessageChunk": "tool",
+}
+
+
 def _message_dict(msg: Any) -> dict[str, Any] | None:
     """A LangChain message as an OpenAI-style dict the core's ``normalize`` reads.
 
     Content parts pass through untouched, so image blocks (``image_url`` data URLs, v1
-    ``{"type": "image", "base64": ...}``) reach the core's image loader.
+    ``{"type": "image", "base64": ...}``) reach the core's image loader. Tool calls become
+    text, so the guard sees the agent's actions as well as its prose.
     """
     if not isinstance(msg, BaseMessage):
         return msg  # dicts / (role, text) tuples: the core reads them itself
-    if msg.type in ("remove",):
+    if msg.type == "remove":
         return None
-    role = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}.get(msg.type, msg.type)
-    if role.endswith("Chunk"):
-        role = role[: -len("Chunk")]
-    role = {"AIMessage": "assistant", "HumanMessage": "user", "ToolMessage": "tool"}.get(role, role)
+    role = getattr(msg, "role", None) if msg.type in ("chat", "ChatMessageChunk") else _ROLES.get(msg.type)
+    if not role:
+        raise InputError(f"unsupported LangChain message type {msg.type!r}")
     content: Any = msg.content
     calls = tool_calls_text(msg)
     if calls:
@@ -151,7 +163,13 @@ def parts_of(guard: ProGuard, value: Any, side: Side, key: str | None = None) ->
     if isinstance(value, Mapping):
         k = pick_key(value, key, INPUT_KEYS if side == "input" else OUTPUT_KEYS, key_hint)
         if k is not None:
-            return parts_of(guard, value[k], side)
+            parts = parts_of(guard, value[k], side)
+            if side == "output" and parts.user is None:
+                # {"input": ..., "output": ...} (agent executors, QA chains): judge the pair
+                req = next((value[q] for q in _REQUEST_KEYS if isinstance(value.get(q), str)), None)
+                if req is not None:
+                    parts = Parts(req, parts.agent, parts.images)
+            return parts
         # prompt variables ({"topic": ..., "question": ...}): every text value is user-supplied
         lines = [
             f"{name}: {_scalar_text(v, side, key_hint)}"
@@ -252,7 +270,7 @@ def refusal_like(value: Any, decision: Decision, refusal: Refusal, *, key: str |
         if k is None:
             return {**value, (key or "output"): refusal}
         return {**value, k: refusal_like(value[k], decision, refusal, side=side)}
-    if isinstance(value, PromptValue) or isinstance(value, BaseMessage):
+    if isinstance(value, (PromptValue, BaseMessage)):
         return AIMessage(content=refusal, response_metadata=meta)
     msgs = as_messages(value)
     if msgs is not None:

@@ -24,7 +24,7 @@ from langchain_core.callbacks.manager import (
     adispatch_custom_event,
     dispatch_custom_event,
 )
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, BaseMessageChunk
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import (
     ensure_config,
@@ -34,6 +34,11 @@ from langchain_core.runnables.config import (
     patch_config,
 )
 from pydantic import ConfigDict, Field, field_validator
+
+try:  # private in langchain-core; only used to feed astream_log / astream_events stream events
+    from langchain_core.tracers._streaming import _StreamingCallbackHandler
+except ImportError:  # pragma: no cover - moved in a future langchain-core
+    _StreamingCallbackHandler = None  # type: ignore[assignment,misc]
 
 from proguard_rails import ProGuard
 from proguard_rails.errors import ProGuardViolation
@@ -69,13 +74,25 @@ def _traced_output(output: Any, proguard: Any) -> dict[str, Any]:
 
 
 def _add(agg: Any, chunk: Any) -> Any:
-    """Aggregate stream chunks the way LangChain does (``+``); unaddable chunks replace."""
+    """Aggregate stream chunks the way LangChain does (``+``); unaddable chunks replace.
+
+    Whole messages (not chunks) are collected in a list: ``AIMessage + AIMessage`` would
+    build a prompt template, not a longer message.
+    """
     if agg is _MISSING:
         return chunk
+    if isinstance(agg, BaseMessageChunk) and isinstance(chunk, BaseMessageChunk):
+        return agg + chunk
+    if isinstance(chunk, BaseMessage) and (isinstance(agg, BaseMessage) or _is_message_list(agg)):
+        return [*(agg if isinstance(agg, list) else [agg]), chunk]
     try:
         return agg + chunk
     except TypeError:
         return chunk
+
+
+def _is_message_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(m, BaseMessage) for m in value)
 
 
 def _chunk_len(chunk: Any) -> int:
@@ -124,7 +141,6 @@ class _Window:
         self.last_request: Any = None
         self.last_decision: Decision | None = None
         self.checks = 0
-        self.released: Any = _MISSING
 
     def feed(self, chunk: Any) -> bool:
         """Add a chunk; True when a window is full and the text should be judged now."""
@@ -147,9 +163,11 @@ class _Window:
 
     def release(self) -> list[Any]:
         out, self.pending = self.pending, []
-        for c in out:
-            self.released = _add(self.released, c)
         return out
+
+    def drop_pending(self) -> None:
+        """A refusal ends the stream: what is still held is dropped, never released."""
+        self.pending = []
 
 
 # ------------------------------------------------------------------------------ the rail
@@ -202,11 +220,11 @@ class ProGuardRail(RunnableSerializable[Any, Any]):
         return False  # holds a live guard (connections, models)
 
     @property
-    def InputType(self) -> Any:  # noqa: N802 - LangChain's name
+    def InputType(self) -> Any:
         return Any
 
     @property
-    def OutputType(self) -> Any:  # noqa: N802
+    def OutputType(self) -> Any:
         return Any
 
     # ------------------------------------------------------------------ composition
@@ -267,6 +285,8 @@ class ProGuardRail(RunnableSerializable[Any, Any]):
         if self.on_block == "raise":
             raise ProGuardViolation(decision)
         sample = win.agg
+        if _is_message_list(sample):  # a stream of whole messages: refuse with one message
+            sample = sample[-1]
         if self.check == "input":
             return self._blocked_value(sample, decision, "input")
         if isinstance(sample, Mapping):
@@ -343,7 +363,7 @@ class ProGuardRail(RunnableSerializable[Any, Any]):
         if not inputs:
             return []
         configs = get_config_list(config, len(inputs))
-        runs = [self._start(c, v) for c, v in zip(configs, inputs)]
+        runs = [self._start(c, v) for c, v in zip(configs, inputs, strict=True)]
         try:
             decisions = self._decide([self._prepare(v) for v in inputs])
         except BaseException as exc:
@@ -353,7 +373,7 @@ class ProGuardRail(RunnableSerializable[Any, Any]):
                 return [exc for _ in inputs]
             raise
         outs: list[Any] = []
-        for (rm, child), value, decision in zip(runs, inputs, decisions):
+        for (rm, child), value, decision in zip(runs, inputs, decisions, strict=True):
             try:
                 self._emit(rm, child, decision)
                 out = self._apply(value, decision)
@@ -371,7 +391,7 @@ class ProGuardRail(RunnableSerializable[Any, Any]):
         if not inputs:
             return []
         configs = get_config_list(config, len(inputs))
-        runs = await asyncio.gather(*(self._astart(c, v) for c, v in zip(configs, inputs)))
+        runs = await asyncio.gather(*(self._astart(c, v) for c, v in zip(configs, inputs, strict=True)))
         try:
             decisions = await self._adecide([self._prepare(v) for v in inputs])
         except BaseException as exc:
@@ -380,7 +400,7 @@ class ProGuardRail(RunnableSerializable[Any, Any]):
                 return [exc for _ in inputs]
             raise
         outs: list[Any] = []
-        for (rm, child), value, decision in zip(runs, inputs, decisions):
+        for (rm, child), value, decision in zip(runs, inputs, decisions, strict=True):
             try:
                 await self._aemit(rm, child, decision)
                 out = self._apply(value, decision)
@@ -408,57 +428,65 @@ class ProGuardRail(RunnableSerializable[Any, Any]):
                   **kwargs: Any) -> Iterator[Any]:
         """Streamed text is released only after it was judged (windows, or the whole stream)."""
         rm, child = self._start(config, {"input": ""}, defers_inputs=True)
-        win = _Window(None if self.check == "input" else self.stream_window_chars)
-        seen_in: Any = _MISSING
-        try:
-            for chunk in input:
-                seen_in = _add(seen_in, chunk)
-                if win.feed(chunk):
-                    blocked = self._judge_window(win, rm, child)
-                    if blocked is not None:
-                        yield blocked
-                        break
-                    yield from win.release()
-            else:
-                if win.pending:
-                    blocked = self._judge_window(win, rm, child)
-                    if blocked is not None:
-                        yield blocked
-                    else:
-                        yield from win.release()
-        except BaseException as exc:
-            rm.on_chain_error(exc, inputs=_stream_inputs(seen_in))
-            raise
-        rm.on_chain_end(_stream_outputs(win), inputs=_stream_inputs(seen_in))
+        st = _StreamState(None if self.check == "input" else self.stream_window_chars)
+        inner = self._window_iter(input, st, rm, child, track_input=True)
+        yield from _drive(rm, inner, st)
 
     async def atransform(self, input: AsyncIterator[Any], config: RunnableConfig | None = None,
                          **kwargs: Any) -> AsyncIterator[Any]:
         rm, child = await self._astart(config, {"input": ""}, defers_inputs=True)
-        win = _Window(None if self.check == "input" else self.stream_window_chars)
-        seen_in: Any = _MISSING
-        try:
-            done = False
-            async for chunk in input:
-                seen_in = _add(seen_in, chunk)
-                if win.feed(chunk):
-                    blocked = await self._ajudge_window(win, rm, child)
-                    if blocked is not None:
-                        yield blocked
-                        done = True
-                        break
-                    for c in win.release():
-                        yield c
-            if not done and win.pending:
-                blocked = await self._ajudge_window(win, rm, child)
+        st = _StreamState(None if self.check == "input" else self.stream_window_chars)
+        inner = self._awindow_iter(input, st, rm, child, track_input=True)
+        async for chunk in _adrive(rm, inner, st):
+            yield chunk
+
+    def _window_iter(self, source: Iterator[Any], st: _StreamState, rm: CallbackManagerForChainRun,
+                     child: RunnableConfig, context: Parts | None = None, kind: Any = None,
+                     track_input: bool = False) -> Iterator[Any]:
+        """Hold chunks; judge the text so far when a window fills and at the end; release or stop."""
+        win = st.win
+        for chunk in source:
+            if track_input:
+                st.seen = _add(st.seen, chunk)
+            if win.feed(chunk):
+                blocked = self._judge_window(win, rm, child, context, kind)
                 if blocked is not None:
+                    win.drop_pending()
                     yield blocked
-                else:
-                    for c in win.release():
-                        yield c
-        except BaseException as exc:
-            await rm.on_chain_error(exc, inputs=_stream_inputs(seen_in))
-            raise
-        await rm.on_chain_end(_stream_outputs(win), inputs=_stream_inputs(seen_in))
+                    return
+                yield from win.release()
+        if win.pending:
+            blocked = self._judge_window(win, rm, child, context, kind)
+            if blocked is not None:
+                win.drop_pending()
+                yield blocked
+            else:
+                yield from win.release()
+
+    async def _awindow_iter(self, source: AsyncIterator[Any], st: _StreamState,
+                            rm: AsyncCallbackManagerForChainRun, child: RunnableConfig,
+                            context: Parts | None = None, kind: Any = None,
+                            track_input: bool = False) -> AsyncIterator[Any]:
+        win = st.win
+        async for chunk in source:
+            if track_input:
+                st.seen = _add(st.seen, chunk)
+            if win.feed(chunk):
+                blocked = await self._ajudge_window(win, rm, child, context, kind)
+                if blocked is not None:
+                    win.drop_pending()
+                    yield blocked
+                    return
+                for c in win.release():
+                    yield c
+        if win.pending:
+            blocked = await self._ajudge_window(win, rm, child, context, kind)
+            if blocked is not None:
+                win.drop_pending()
+                yield blocked
+            else:
+                for c in win.release():
+                    yield c
 
     def _judge_window(self, win: _Window, rm: CallbackManagerForChainRun, child: RunnableConfig,
                       context: Parts | None = None, kind: Any = None) -> Any:
@@ -490,14 +518,71 @@ def _finish_batch(outs: list[Any], return_exceptions: bool) -> list[Any]:
     return outs
 
 
-def _stream_inputs(seen: Any) -> dict[str, Any] | None:
-    return None if seen is _MISSING else {"input": seen}
+class _StreamState:
+    """Everything one streaming call accumulates (a local object: nothing lives on the Runnable)."""
+
+    def __init__(self, window: int | None, around: bool = False) -> None:
+        self.win = _Window(window)
+        self.seen: Any = _MISSING  # the input, aggregated, for the trace
+        self.out: Any = _MISSING  # what the caller received, aggregated, for the trace
+        self.around = around
+        self.verdicts: dict[str, Any] = {}
+
+    def inputs(self) -> dict[str, Any] | None:
+        return None if self.seen is _MISSING else {"input": self.seen}
+
+    def outputs(self) -> dict[str, Any]:
+        win = self.win
+        released = None if self.out is _MISSING else self.out
+        last = win.last_decision.to_dict() if win.last_decision is not None else None
+        if self.around:
+            proguard: Any = {**self.verdicts, **({"output": last} if last is not None else {})}
+        else:
+            proguard = last
+        return {"output": released, "proguard": proguard, "proguard_checks": win.checks}
 
 
-def _stream_outputs(win: _Window) -> dict[str, Any]:
-    released = None if win.released is _MISSING else win.released
-    last = win.last_decision.to_dict() if win.last_decision is not None else None
-    return {"output": released, "proguard": last, "proguard_checks": win.checks}
+def _streaming_handler(rm: Any) -> Any:
+    """LangChain's stream tap (feeds astream_log / astream_events' on_chain_stream), if present."""
+    if _StreamingCallbackHandler is None:
+        return None
+    return next((h for h in rm.handlers if isinstance(h, _StreamingCallbackHandler)), None)
+
+
+def _drive(rm: CallbackManagerForChainRun, inner: Iterator[Any], st: _StreamState) -> Iterator[Any]:
+    """Run ``inner`` as the body of the run ``rm``: tap it for stream events, end or fail the run."""
+    handler = _streaming_handler(rm)
+    iterator = handler.tap_output_iter(rm.run_id, inner) if handler is not None else inner
+    try:
+        for chunk in iterator:
+            st.out = _add(st.out, chunk)
+            yield chunk
+    except GeneratorExit:  # the consumer stopped early: the run still ends, with what was released
+        inner.close()
+    except BaseException as exc:
+        rm.on_chain_error(exc, inputs=st.inputs())
+        raise
+    rm.on_chain_end(st.outputs(), inputs=st.inputs())
+
+
+async def _adrive(rm: AsyncCallbackManagerForChainRun, inner: AsyncIterator[Any],
+                  st: _StreamState) -> AsyncIterator[Any]:
+    handler = _streaming_handler(rm)
+    iterator = handler.tap_output_aiter(rm.run_id, inner) if handler is not None else inner
+    try:
+        async for chunk in iterator:
+            st.out = _add(st.out, chunk)
+            yield chunk
+    except GeneratorExit:  # the consumer stopped early: the run still ends, with what was released
+        await rm.on_chain_end(st.outputs(), inputs=st.inputs())
+        raise
+    except BaseException as exc:
+        await rm.on_chain_error(exc, inputs=st.inputs())
+        raise
+    finally:
+        if hasattr(inner, "aclose"):
+            await inner.aclose()
+    await rm.on_chain_end(st.outputs(), inputs=st.inputs())
 
 
 # ------------------------------------------------------------------------------ around
@@ -521,11 +606,11 @@ class ProGuardGuarded(RunnableSerializable[Any, Any]):
         return False
 
     @property
-    def InputType(self) -> Any:  # noqa: N802
+    def InputType(self) -> Any:
         return self.bound.InputType
 
     @property
-    def OutputType(self) -> Any:  # noqa: N802
+    def OutputType(self) -> Any:
         return self.bound.OutputType
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
@@ -634,25 +719,25 @@ class ProGuardGuarded(RunnableSerializable[Any, Any]):
             return []
         r = self.rail
         configs = get_config_list(config, len(inputs))
-        runs = [self._start(c, v) for c, v in zip(configs, inputs)]
+        runs = [self._start(c, v) for c, v in zip(configs, inputs, strict=True)]
         try:
             in_preps = [self._prep_in(v) for v in inputs]
             d_ins = r._decide(in_preps)
             ok = [i for i, d in enumerate(d_ins) if d.allowed]
             answers = self.bound.batch([inputs[i] for i in ok], [runs[i][1] for i in ok],
                                        return_exceptions=True, **kwargs) if ok else []
-            judged = [(i, a) for i, a in zip(ok, answers) if not isinstance(a, Exception)]
+            judged = [(i, a) for i, a in zip(ok, answers, strict=True) if not isinstance(a, Exception)]
             d_outs = dict(zip((i for i, _ in judged),
-                              r._decide([self._prep_out(a, in_preps[i]) for i, a in judged])))
+                              r._decide([self._prep_out(a, in_preps[i]) for i, a in judged]), strict=True))
         except BaseException as exc:
             for rm, _ in runs:
                 rm.on_chain_error(exc)
             if return_exceptions and isinstance(exc, Exception):
                 return [exc for _ in inputs]
             raise
-        answer_of = dict(zip(ok, answers))
+        answer_of = dict(zip(ok, answers, strict=True))
         outs: list[Any] = []
-        for i, ((rm, child), value) in enumerate(zip(runs, inputs)):
+        for i, ((rm, child), value) in enumerate(zip(runs, inputs, strict=True)):
             verdicts: dict[str, Any] = {"input": d_ins[i].to_dict()}
             try:
                 r._emit(rm, child, d_ins[i])
@@ -678,24 +763,24 @@ class ProGuardGuarded(RunnableSerializable[Any, Any]):
             return []
         r = self.rail
         configs = get_config_list(config, len(inputs))
-        runs = await asyncio.gather(*(self._astart(c, v) for c, v in zip(configs, inputs)))
+        runs = await asyncio.gather(*(self._astart(c, v) for c, v in zip(configs, inputs, strict=True)))
         try:
             in_preps = [self._prep_in(v) for v in inputs]
             d_ins = await r._adecide(in_preps)
             ok = [i for i, d in enumerate(d_ins) if d.allowed]
             answers = await self.bound.abatch([inputs[i] for i in ok], [runs[i][1] for i in ok],
                                               return_exceptions=True, **kwargs) if ok else []
-            judged = [(i, a) for i, a in zip(ok, answers) if not isinstance(a, Exception)]
+            judged = [(i, a) for i, a in zip(ok, answers, strict=True) if not isinstance(a, Exception)]
             d_outs = dict(zip((i for i, _ in judged),
-                              await r._adecide([self._prep_out(a, in_preps[i]) for i, a in judged])))
+                              await r._adecide([self._prep_out(a, in_preps[i]) for i, a in judged]), strict=True))
         except BaseException as exc:
             await asyncio.gather(*(rm.on_chain_error(exc) for rm, _ in runs))
             if return_exceptions and isinstance(exc, Exception):
                 return [exc for _ in inputs]
             raise
-        answer_of = dict(zip(ok, answers))
+        answer_of = dict(zip(ok, answers, strict=True))
         outs: list[Any] = []
-        for i, ((rm, child), value) in enumerate(zip(runs, inputs)):
+        for i, ((rm, child), value) in enumerate(zip(runs, inputs, strict=True)):
             verdicts: dict[str, Any] = {"input": d_ins[i].to_dict()}
             try:
                 await r._aemit(rm, child, d_ins[i])
@@ -730,105 +815,68 @@ class ProGuardGuarded(RunnableSerializable[Any, Any]):
     def transform(self, input: Iterator[Any], config: RunnableConfig | None = None,
                   **kwargs: Any) -> Iterator[Any]:
         """The input is read whole and judged first; the chain's stream is then windowed."""
-        r = self.rail
         rm, child = self._start(config, {"input": ""}, defers_inputs=True)
-        chunks = list(input)
-        agg: Any = _MISSING
-        for c in chunks:
-            agg = _add(agg, c)
-        inputs = _stream_inputs(agg)
-        win = _Window(r.stream_window_chars)
-        verdicts: dict[str, Any] = {}
-        try:
-            if agg is _MISSING:
-                rm.on_chain_end({"output": None, "proguard": None})
-                return
-            in_prep = self._prep_in(agg)
-            (d_in,) = r._decide([in_prep])
-            r._emit(rm, child, d_in)
-            verdicts["input"] = d_in.to_dict()
-            if not d_in.allowed:
-                refusal = self._input_refusal(agg, d_in)
-                win.released = refusal
-                yield refusal
-            else:
-                for chunk in self.bound.transform(iter(chunks), child, **kwargs):
-                    if win.feed(chunk):
-                        blocked = r._judge_window(win, rm, child, in_prep.parts, "conversation")
-                        if blocked is not None:
-                            yield blocked
-                            break
-                        yield from win.release()
-                else:
-                    if win.pending:
-                        blocked = r._judge_window(win, rm, child, in_prep.parts, "conversation")
-                        if blocked is not None:
-                            yield blocked
-                        else:
-                            yield from win.release()
-        except BaseException as exc:
-            rm.on_chain_error(exc, inputs=inputs)
-            raise
-        out = _stream_outputs(win)
-        if win.last_decision is not None:
-            verdicts["output"] = out["proguard"]
-        out["proguard"] = verdicts
-        rm.on_chain_end(out, inputs=inputs)
+        st = _StreamState(self.rail.stream_window_chars, around=True)
+        yield from _drive(rm, self._iter(input, st, rm, child, kwargs), st)
 
     async def atransform(self, input: AsyncIterator[Any], config: RunnableConfig | None = None,
                          **kwargs: Any) -> AsyncIterator[Any]:
-        r = self.rail
         rm, child = await self._astart(config, {"input": ""}, defers_inputs=True)
-        chunks = [c async for c in input]
-        agg: Any = _MISSING
-        for c in chunks:
-            agg = _add(agg, c)
-        inputs = _stream_inputs(agg)
-        win = _Window(r.stream_window_chars)
-        verdicts: dict[str, Any] = {}
+        st = _StreamState(self.rail.stream_window_chars, around=True)
+        async for chunk in _adrive(rm, self._aiter(input, st, rm, child, kwargs), st):
+            yield chunk
+
+    def _iter(self, input: Iterator[Any], st: _StreamState, rm: CallbackManagerForChainRun,
+              child: RunnableConfig, kwargs: dict[str, Any]) -> Iterator[Any]:
+        r = self.rail
+        chunks = []
+        for c in input:
+            chunks.append(c)
+            st.seen = _add(st.seen, c)
+        if st.seen is _MISSING:
+            return
+        in_prep = self._prep_in(st.seen)
+        (d_in,) = r._decide([in_prep])
+        r._emit(rm, child, d_in)
+        st.verdicts["input"] = d_in.to_dict()
+        if not d_in.allowed:
+            refusal = self._input_refusal(st.seen, d_in)
+            st.win.drop_pending()
+            yield refusal
+            return
+        answer = self.bound.transform(iter(chunks), child, **kwargs)
+        yield from r._window_iter(answer, st, rm, child, in_prep.parts, "conversation")
+
+    async def _aiter(self, input: AsyncIterator[Any], st: _StreamState, rm: AsyncCallbackManagerForChainRun,
+                     child: RunnableConfig, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        r = self.rail
+        chunks = []
+        async for c in input:
+            chunks.append(c)
+            st.seen = _add(st.seen, c)
+        if st.seen is _MISSING:
+            return
+        in_prep = self._prep_in(st.seen)
+        (d_in,) = await r._adecide([in_prep])
+        await r._aemit(rm, child, d_in)
+        st.verdicts["input"] = d_in.to_dict()
+        if not d_in.allowed:
+            refusal = self._input_refusal(st.seen, d_in)
+            st.win.drop_pending()
+            yield refusal
+            return
 
         async def replay() -> AsyncIterator[Any]:
             for c in chunks:
                 yield c
 
+        answer = self.bound.atransform(replay(), child, **kwargs)
         try:
-            if agg is _MISSING:
-                await rm.on_chain_end({"output": None, "proguard": None})
-                return
-            in_prep = self._prep_in(agg)
-            (d_in,) = await r._adecide([in_prep])
-            await r._aemit(rm, child, d_in)
-            verdicts["input"] = d_in.to_dict()
-            if not d_in.allowed:
-                refusal = self._input_refusal(agg, d_in)
-                win.released = refusal
-                yield refusal
-            else:
-                done = False
-                async for chunk in self.bound.atransform(replay(), child, **kwargs):
-                    if win.feed(chunk):
-                        blocked = await r._ajudge_window(win, rm, child, in_prep.parts, "conversation")
-                        if blocked is not None:
-                            yield blocked
-                            done = True
-                            break
-                        for c in win.release():
-                            yield c
-                if not done and win.pending:
-                    blocked = await r._ajudge_window(win, rm, child, in_prep.parts, "conversation")
-                    if blocked is not None:
-                        yield blocked
-                    else:
-                        for c in win.release():
-                            yield c
-        except BaseException as exc:
-            await rm.on_chain_error(exc, inputs=inputs)
-            raise
-        out = _stream_outputs(win)
-        if win.last_decision is not None:
-            verdicts["output"] = out["proguard"]
-        out["proguard"] = verdicts
-        await rm.on_chain_end(out, inputs=inputs)
+            async for chunk in r._awindow_iter(answer, st, rm, child, in_prep.parts, "conversation"):
+                yield chunk
+        finally:
+            await answer.aclose()  # type: ignore[attr-defined]
+
 
 
 __all__ = ["DECISION_EVENT", "ProGuardGuarded", "ProGuardRail"]

@@ -321,7 +321,7 @@ async def test_scripted_abatch_of_32_makes_one_batched_guard_call(make_guard: An
     inputs = [f"answer number {i}" for i in range(31)] + [f"answer {UNSAFE}"]
     outs = await rail.abatch(inputs)
     assert be.batch_calls == 1 and be.calls == 32
-    assert all(o is i for o, i in zip(outs[:31], inputs[:31])) and outs[31] == "R"
+    assert all(o is i for o, i in zip(outs[:31], inputs[:31], strict=True)) and outs[31] == "R"
 
 
 async def test_scripted_chain_abatch_of_32_makes_one_batched_guard_call(make_guard: Any) -> None:
@@ -399,7 +399,7 @@ async def test_scripted_concurrent_async_calls_keep_their_own_results(make_guard
     rail = ProGuardRail(g, on_block="refuse", refusal="R")
     inputs = [f"answer {i}" if i % 3 else f"answer {i} {UNSAFE}" for i in range(60)]
     outs = await asyncio.gather(*(rail.ainvoke(v) for v in inputs))
-    for v, o in zip(inputs, outs):
+    for v, o in zip(inputs, outs, strict=True):
         assert (o == "R") if UNSAFE in v else (o is v)
 
 
@@ -436,3 +436,10 @@ def test_rail_rejects_bad_settings(guard: ProGuard) -> None:
     with pytest.raises(ValueError):
         ProGuardRail(guard, stream_window_chars=-1)
     assert ProGuardRail(guard, stream_window_chars=0).stream_window_chars is None
+
+
+def test_scripted_output_dict_with_its_input_is_judged_as_a_pair(guard: ProGuard, backend: ScriptedBackend) -> None:
+    value = {"input": "capital of France?", "output": "Paris."}
+    assert ProGuardRail(guard).invoke(value) is value
+    text = backend.prompts[-1].user_text
+    assert "User: capital of France?" in text and "Paris." in text
