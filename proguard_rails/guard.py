@@ -252,7 +252,10 @@ class ProGuard:
             requests.append(req)
             positions.append(i)
         if requests:
-            results = await self.ajudge_batch(requests)
+            try:
+                results: Sequence[JudgeResult] = await self.ajudge_batch(requests)
+            except ProGuardError as exc:  # the judge failed as a whole: every check gets an error decision
+                results = [exc] * len(requests)
             for pos, req, res in zip(positions, requests, results, strict=True):
                 if isinstance(res, BaseException):
                     decisions[pos] = pol.decide_error(res, _check_name(req.kind))

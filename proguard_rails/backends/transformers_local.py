@@ -27,6 +27,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import hashlib
+import inspect
 import logging
 import os
 import threading
@@ -403,7 +404,8 @@ class SharedModel:
         self.tokenizer.padding_side = "left"  # decoder-only batching; this processor is ours alone
         self.device = self.model.device
         self.pad_id, self.eos_ids = self._special_ids()
-        fwd = self.model.forward.__code__.co_varnames
+        # transformers >= 5.2x names the argument ``cache`` (``past_key_values`` is deprecated).
+        fwd = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in fwd else "past_key_values"
         inner = getattr(self.model, "model", None)
         self._rope_index = getattr(inner, "get_rope_index", None)
@@ -563,15 +565,15 @@ class SharedModel:
             self._prefixes.popitem(last=False)
         return prefix
 
-    def _new_cache(self, kv: list[tuple[Any, Any]] | None = None, batch: int = 1) -> Any:
+    def _new_cache(self, kv: list[tuple[Any, Any]] | None = None, batch: int = 1, capacity: int = 0) -> Any:
+        """An empty cache, or the stored prefix copied for ``batch`` rows into buffers with room
+        for ``capacity`` tokens in total (the stored prefix itself is never written to)."""
         from transformers import DynamicCache
 
-        if kv is None:
-            return DynamicCache(config=self.model.config)
-        # expand() is a view; the cache's first update concatenates it into fresh tensors, so the
-        # stored prefix is never written to.
-        data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv]
-        return DynamicCache(ddp_cache_data=data, config=self.model.config)
+        cache = DynamicCache(config=self.model.config)
+        if kv is not None:
+            cache.layers = [_preallocated_layer(k, v, batch, capacity) for k, v in kv]
+        return cache
 
     def _text_positions(self, length: int, batch: int, offset: int = 0) -> Any:
         pos = self.torch.arange(offset, offset + length, device=self.device).view(1, 1, -1).expand(
@@ -610,6 +612,8 @@ class SharedModel:
         prefix_t = torch.tensor(prefix.ids)
         ids_rows, type_rows = [], []
         has_types = "mm_token_type_ids" in enc
+        if "pixel_values" in enc and self._rope_index is not None and not has_types:
+            return None  # M-RoPE positions of images cannot be rebuilt without the token types
         for i in range(len(prompts)):
             keep = enc["attention_mask"][i].bool()
             row = enc["input_ids"][i][keep]
@@ -654,7 +658,7 @@ class SharedModel:
         next_pos = pos.reshape(-1, batch, width).amax(dim=(0, 2)) + 1  # per row
 
         mask = torch.cat([torch.ones((batch, n_prefix), dtype=torch.long, device=dev), suffix_mask], dim=1)
-        cache = self._new_cache(prefix.kv, batch)
+        cache = self._new_cache(prefix.kv, batch, capacity=mask.shape[1] + params.max_new_tokens)
         self.stats["reuse_batches"] += 1
         out = self.model(input_ids=suffix_ids, attention_mask=mask, position_ids=pos, use_cache=True,
                          logits_to_keep=1, **{self._cache_kw: cache}, **extra)
@@ -699,6 +703,49 @@ class SharedModel:
         return generated
 
 
+def _preallocated_layer(keys: Any, values: Any, batch: int, capacity: int) -> Any:
+    """A DynamicLayer that writes new tokens into preallocated buffers instead of concatenating.
+
+    ``DynamicLayer.update`` copies the whole cache at every decoding step (``torch.cat``); with a
+    long shared prefix and a batch that copy dominates decoding. Here the buffers are sized once
+    for prompt + max_new_tokens and each step writes one slice; attention reads a view.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):
+        def __init__(self) -> None:
+            super().__init__()
+            b, h, n, d = batch, keys.shape[1], keys.shape[2], keys.shape[3]
+            cap = max(capacity, n)
+            self._k = keys.new_empty((b, h, cap, d))
+            self._v = values.new_empty((b, h, cap, values.shape[3]))
+            self._k[:, :, :n] = keys
+            self._v[:, :, :n] = values
+            self._n = n
+            self.device = keys.device
+            self.is_initialized = True
+            self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            n, k = self._n, key_states.shape[-2]
+            if n + k > self._k.shape[2]:  # out of room: fall back to concatenation
+                import torch
+
+                self._k = torch.cat([self._k[:, :, :n], key_states], dim=-2)
+                self._v = torch.cat([self._v[:, :, :n], value_states], dim=-2)
+            else:
+                self._k[:, :, n:n + k] = key_states
+                self._v[:, :, n:n + k] = value_states
+            self._n = n + k
+            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self._n
+
+    return PreallocatedLayer()
+
+
 def _out_cache(out: Any) -> Any:
     for name in ("cache", "past_key_values"):
         val = getattr(out, name, None)
@@ -741,7 +788,8 @@ class TransformersBackend(Backend):
         timeout: seconds a call waits for its results (queueing included); None waits as long as
             generation takes (it is bounded by ``max_new_tokens``).
         attn_implementation: passed to ``from_pretrained`` (``sdpa``, ``flash_attention_2``, ...).
-        prefix_cache_size: system prompts whose caches are kept per model (LRU).
+        prefix_cache_size: system prompts whose caches are kept per model (LRU; the first backend
+            that loads a model sets it).
 
     Every backend on the same (path, device, dtype, attention) shares one loaded model and its
     worker thread; the model is freed when the last of them is closed or garbage collected.

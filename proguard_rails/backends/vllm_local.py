@@ -1,0 +1,239 @@
+"""In-process vLLM: ProGuard weights served by ``vllm.LLM`` inside the application, no HTTP hop.
+
+vLLM brings continuous batching, paged attention and automatic prefix caching (the system prompt
+with the policy is computed once and shared by every request that starts with it). This backend
+adds what the guard needs around it: one engine per checkpoint shared by every guard in the
+process (an engine reserves most of the GPU's memory, so a second copy would not even fit), one
+worker thread that owns the engine and coalesces concurrent calls into ``LLM.chat`` batches, and
+greedy decoding that stops at ``</answer>``. Event loops only await futures.
+
+``vllm`` is imported when a backend is built (``pip install 'proguard-rails[vllm]'``); it needs a
+supported GPU. For a separate server, run ``vllm serve`` and use ``OpenAIBackend`` instead.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import os
+import time
+import weakref
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from ..errors import BackendError, ConfigurationError, MissingDependencyError
+from ..protocol import RenderedPrompt
+from ..settings import ProGuardSettings
+from .base import STOP_SEQUENCES, Backend, Generation
+from .transformers_local import BatchWorker, SharedRegistry, WorkItem, await_futures, wait_futures
+
+logger = logging.getLogger("proguard_rails.backends.vllm")
+
+_ENGINES = SharedRegistry()
+
+
+def _import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise MissingDependencyError("vllm", "vllm", "the in-process vLLM backend (it needs a CUDA GPU)") from exc
+    return vllm
+
+
+@dataclasses.dataclass(frozen=True)
+class VLLMParams:
+    """Sampling settings of one backend; only prompts with equal params share an ``LLM.chat`` call."""
+
+    max_tokens: int
+    stop: tuple[str, ...]
+
+
+class SharedEngine:
+    """One ``vllm.LLM`` and the worker thread that owns it."""
+
+    def __init__(self, path: str, engine_kwargs: dict[str, Any]) -> None:
+        vllm = _import_vllm()
+        self.vllm = vllm
+        self.path = path
+        self.engine_kwargs = dict(engine_kwargs)
+        try:
+            self.llm = vllm.LLM(model=path, **engine_kwargs)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigurationError(f"vLLM could not load {path!r} with {engine_kwargs}: {exc}") from exc
+        self.stats = {"chat_calls": 0, "prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
+        self.worker = BatchWorker(self._run_items, name=f"proguard-vllm:{os.path.basename(path)}")
+
+    def sampling_params(self, params: VLLMParams) -> Any:
+        # Greedy and nothing else: no repetition penalty or other checkpoint sampling defaults.
+        return self.vllm.SamplingParams(
+            temperature=0.0,
+            max_tokens=params.max_tokens,
+            stop=list(params.stop),
+            include_stop_str_in_output=True,  # same text as the transformers backend
+            repetition_penalty=1.0,
+            skip_special_tokens=True,
+        )
+
+    def _run_items(self, items: Sequence[WorkItem]) -> list[Generation | BaseException]:
+        params: VLLMParams = items[0].group  # type: ignore[assignment]
+        start = time.monotonic()
+        self.stats["chat_calls"] += 1
+        outputs = self.llm.chat(
+            [it.prompt.to_messages() for it in items],
+            self.sampling_params(params),
+            use_tqdm=False,
+        )
+        elapsed = time.monotonic() - start
+        if len(outputs) != len(items):
+            raise BackendError(f"vLLM returned {len(outputs)} outputs for {len(items)} prompts")
+        name = os.path.basename(self.path)
+        results: list[Generation | BaseException] = []
+        for out in outputs:
+            completions = getattr(out, "outputs", None) or []
+            if not completions:
+                results.append(BackendError("vLLM returned no completion"))
+                continue
+            first = completions[0]
+            usage = {
+                "prompt_tokens": len(getattr(out, "prompt_token_ids", None) or []),
+                "completion_tokens": len(getattr(first, "token_ids", None) or []),
+                "cached_tokens": int(getattr(out, "num_cached_tokens", 0) or 0),
+            }
+            for k in ("prompt_tokens", "completion_tokens", "cached_tokens"):
+                self.stats[k] += usage[k]
+            results.append(Generation(text=first.text, latency_s=elapsed, model=name,
+                                      finish_reason=getattr(first, "finish_reason", None), usage=usage))
+        return results
+
+    def close(self) -> None:
+        self.worker.close()
+        # vLLM frees GPU memory when the engine is garbage collected; drop our reference.
+        self.llm = None
+
+
+def _engine_key(path: str, kwargs: dict[str, Any]) -> Hashable:
+    return (path, json.dumps(kwargs, sort_keys=True, default=repr))
+
+
+class VLLMBackend(Backend):
+    """ProGuard on an in-process vLLM engine.
+
+    >>> backend = VLLMBackend("/models/ProGuard-7B", gpu_memory_utilization=0.6)   # doctest: +SKIP
+    >>> guard = ProGuard(backend=backend)                                           # doctest: +SKIP
+
+    Or through the settings: ``PROGUARD_MODEL_PATH=/models/ProGuard-7B PROGUARD_BACKEND=vllm``.
+
+    Args:
+        model_path: local checkpoint folder.
+        settings: ``ProGuardSettings`` (``max_tokens``, ``dtype``, ``max_images`` are used).
+        max_tokens: generation cap per check (default ``settings.max_tokens``).
+        batch_size: prompts per ``LLM.chat`` call; vLLM schedules them continuously inside it.
+        timeout: seconds a call waits for its results; None waits as long as generation takes.
+        min_pixels / max_pixels: image size bounds for the Qwen-VL processor.
+        **engine_kwargs: passed to ``vllm.LLM`` (``gpu_memory_utilization``, ``max_model_len``,
+            ``tensor_parallel_size``, ``enforce_eager``, ...). Defaults set here:
+            ``enable_prefix_caching=True``, ``limit_mm_per_prompt={"image": settings.max_images}``,
+            ``dtype`` from the settings (else ``auto``), ``seed=0``.
+
+    Backends with the same path and engine arguments share one engine.
+    """
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        settings: ProGuardSettings | None = None,
+        max_tokens: int | None = None,
+        batch_size: int = 256,
+        timeout: float | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
+        s = settings or ProGuardSettings()
+        _import_vllm()  # fail early, with the extra to install, before touching the path
+        path = os.path.realpath(os.path.expanduser(os.fspath(model_path)))
+        if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, "config.json")):
+            raise ConfigurationError(
+                f"model_path {os.fspath(model_path)!r} is not a local checkpoint folder (no config.json); "
+                "set model_path= or PROGUARD_MODEL_PATH to the downloaded weights"
+            )
+        if batch_size < 1:
+            raise ConfigurationError("batch_size must be >= 1")
+        kwargs: dict[str, Any] = {
+            "enable_prefix_caching": True,
+            "limit_mm_per_prompt": {"image": s.max_images},
+            "dtype": s.dtype or "auto",
+            "seed": 0,
+        }
+        if min_pixels is not None or max_pixels is not None:
+            mm = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+            kwargs["mm_processor_kwargs"] = mm
+        kwargs.update(engine_kwargs)
+        self.model_path = path
+        self.engine_kwargs = kwargs
+        self.params = VLLMParams(max_tokens=int(max_tokens or s.max_tokens), stop=tuple(STOP_SEQUENCES))
+        self.batch_size = int(batch_size)
+        self.timeout = timeout
+        self._key = _engine_key(path, kwargs)
+        self._shared: SharedEngine = _ENGINES.acquire(self._key, lambda: SharedEngine(path, kwargs))
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _ENGINES.release, self._key)
+
+    @property
+    def llm(self) -> Any:
+        """The shared ``vllm.LLM`` engine."""
+        return self._shared.llm
+
+    @property
+    def shared(self) -> SharedEngine:
+        return self._shared
+
+    @property
+    def stats(self) -> dict[str, int]:
+        w = self._shared.worker
+        return {**self._shared.stats, "worker_batches": w.batches, "worker_items": w.items,
+                "largest_batch": w.largest_batch}
+
+    def identity(self) -> str:
+        return f"vllm:{os.path.basename(self.model_path)}"
+
+    def __repr__(self) -> str:
+        return f"VLLMBackend({self.model_path!r}, batch_size={self.batch_size})"
+
+    def submit(self, prompts: Sequence[RenderedPrompt]) -> list[concurrent.futures.Future[Generation]]:
+        if self._closed:
+            raise BackendError("VLLMBackend is closed; create a new one")
+        return self._shared.worker.submit(prompts, self.params, self.batch_size)
+
+    async def agenerate(self, prompt: RenderedPrompt) -> Generation:
+        (result,) = await self.agenerate_batch([prompt])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def agenerate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
+        if not prompts:
+            return []
+        return await await_futures(self.submit(prompts), self.timeout)
+
+    def generate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
+        """Blocking batch generation for scripts."""
+        if not prompts:
+            return []
+        return wait_futures(self.submit(prompts), self.timeout)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._finalizer()
+
+    def close(self) -> None:
+        self._closed = True
+        self._finalizer()
+
+
+__all__ = ["SharedEngine", "VLLMBackend", "VLLMParams"]
