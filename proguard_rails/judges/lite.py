@@ -121,7 +121,10 @@ class MiniLMEmbedder:
             tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
             tokenizer.no_truncation()
             tokenizer.no_padding()
-            self._special = (tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]"), tokenizer.token_to_id("[PAD]"))
+            cls_id, sep_id, pad_id = (tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
+            if cls_id is None or sep_id is None:
+                raise ConfigurationError(f"the tokenizer under {path} has no [CLS]/[SEP] tokens; not a BERT model")
+            self._special = (cls_id, sep_id, pad_id or 0)
             self._tokenizer = tokenizer
             self._model = model
 
@@ -236,7 +239,8 @@ class LiteHead:
 
     Request and category share a trunk over the request embedding; the response head
     reads the pair ``[u, a, u*a]`` (user and agent embeddings) so an answer is judged in
-    the light of what was asked. Platt scaling (``a*logit+b``) calibrates the two binary
+    the light of what was asked, plus a learned share of the request head's logit on the
+    answer alone (a toxic answer is unsafe whatever was asked). Platt scaling (``a*logit+b``) calibrates the two binary
     scores and a temperature calibrates the category softmax, all fitted on a calibration
     split (see training/lite).
     """
@@ -302,7 +306,10 @@ class LiteHead:
     def response_logits(self, user: np.ndarray, agent: np.ndarray) -> np.ndarray:
         x = np.concatenate([user, agent, user * agent], axis=1)
         h = _gelu(x @ self.arrays["resp_w1"] + self.arrays["resp_b1"])
-        return (h @ self.arrays["resp_w2"] + self.arrays["resp_b2"]).reshape(-1)
+        z = (h @ self.arrays["resp_w2"] + self.arrays["resp_b2"]).reshape(-1)
+        if "resp_c" in self.arrays:  # how unsafe the answer reads on its own
+            z = z + float(self.arrays["resp_c"][0]) * self.request_logits(agent)
+        return z
 
     def _platt(self, logits: np.ndarray, key: str) -> np.ndarray:
         a, b = self.meta["calibration"][key]["a"], self.meta["calibration"][key]["b"]
@@ -418,7 +425,7 @@ class LiteJudge(Judge):
         best_chunk = np.full(len(texts), -1, dtype=np.int64)
         best_logit = np.full(len(texts), -np.inf)
         pooled = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
-        for j, (i, lg) in enumerate(zip(owner.tolist(), req_logit.tolist())):
+        for j, (i, lg) in enumerate(zip(owner.tolist(), req_logit.tolist(), strict=False)):
             pooled[i] += emb[j]
             if lg > best_logit[i]:
                 best_logit[i], best_chunk[i] = lg, j
@@ -430,7 +437,7 @@ class LiteJudge(Judge):
             a_rows = np.arange(n, n + len(has_agent))
             u_rows = np.asarray(has_agent)
             pr = head.response_proba(pooled[u_rows], pooled[a_rows])
-            p_resp = {i: float(p) for i, p in zip(has_agent, pr)}
+            p_resp = {i: float(p) for i, p in zip(has_agent, pr, strict=False)}
         out: list[LiteScores] = []
         for i in range(n):
             cat = cat_all[i]
@@ -535,7 +542,7 @@ class LiteJudge(Judge):
             scores = self.score_requests([requests[i] for i in todo])
             view = self._policy_view(taxonomy)
             elapsed = time.monotonic() - start
-            for i, s in zip(todo, scores):
+            for i, s in zip(todo, scores, strict=False):
                 v = self.verdict_from_scores(s, taxonomy, has_response=requests[i].has_response, view=view)
                 out[i] = v.model_copy(update={"latency_s": elapsed, "truncated": requests[i].truncated})
         return [r for r in out if r is not None]
