@@ -133,6 +133,8 @@ _LABEL_RE = re.compile(  # markdown emphasis or a quote mark before the label do
 )
 # Characters that end a line for a reader or a tokenizer (str.splitlines), besides "\n".
 _LINE_BREAKS = frozenset("\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+# ASCII that the slow path folds (line breaks, hidden controls): ASCII text with none takes the fast path
+_ASCII_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _hidden(ch: str) -> bool:
@@ -151,7 +153,7 @@ def _skeleton(text: str) -> tuple[str, list[int]]:
     accents drop, look-alike letters map to Latin, case folds, and every line break
     (``\u2028``, ``\x85``, ``\r``...) becomes ``\n`` so a label after it starts a line.
     """
-    if text.isascii():  # fast path: nothing to fold in ASCII but case
+    if text.isascii() and not _ASCII_CONTROL_RE.search(text):  # fast path: only case to fold
         return text.lower(), list(range(len(text)))
     out: list[str] = []
     index: list[int] = []

@@ -28,7 +28,7 @@ class ProGuardSettings(BaseSettings):
     # --- generation and transport
     timeout: float = Field(60.0, gt=0, description="deadline of one check in seconds, retries included")
     connect_timeout: float = Field(5.0, gt=0)
-    max_retries: int = Field(2, ge=0, description="retries on connection errors and 5xx only")
+    max_retries: int = Field(2, ge=0, description="retries on connection errors, 5xx and 429 only")
     retry_backoff: float = Field(0.25, ge=0, description="first backoff in seconds, doubled each retry")
     max_concurrency: int = Field(16, ge=1, description="concurrent requests per backend")
     max_tokens: int = Field(1024, ge=16, description="generation cap; ProGuard's reasoning is short")

@@ -163,14 +163,14 @@ class _Config:
     def __init__(
         self,
         answer: AnswerFn | str | None,
-        delay: float,
+        delay: float | Callable[[Mapping[str, Any]], float],
         behaviour: str,
         error_status: int,
         model: str,
         honour_stop: bool,
     ) -> None:
         self.answer: AnswerFn = _answer_fn(answer)
-        self.delay = float(delay)
+        self.delay: float | Callable[[Mapping[str, Any]], float] = _delay(delay)
         self.behaviour = _check_behaviour(behaviour)
         self.error_status = int(error_status)
         self.model = model
@@ -187,6 +187,10 @@ def _answer_fn(answer: AnswerFn | str | None) -> AnswerFn:
     if not callable(answer):
         raise TypeError(f"answer must be a string or a callable of the request body, not {type(answer).__name__}")
     return answer
+
+
+def _delay(value: Any) -> float | Callable[[Mapping[str, Any]], float]:
+    return value if callable(value) else float(value)
 
 
 def _check_behaviour(b: str) -> str:
@@ -287,8 +291,16 @@ class _HTTPCore:
             await self._hang(reader)
             writer.transport.abort()
             return False
-        if cfg.delay > 0:
-            await asyncio.sleep(cfg.delay)
+        try:
+            body = json.loads(raw or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("body is not a JSON object")
+        except ValueError as exc:
+            await _respond_json(writer, 400, {"error": {"message": f"invalid JSON body: {exc}", "type": "invalid_request"}})
+            return True
+        delay = cfg.delay(body) if callable(cfg.delay) else cfg.delay
+        if delay > 0:
+            await asyncio.sleep(delay)
         if behaviour == "error":
             st.errors_sent += 1
             await _respond_json(
@@ -303,13 +315,6 @@ class _HTTPCore:
         if behaviour == "wrong_shape":
             st.malformed_sent += 1
             await _respond_json(writer, 200, {"id": "chatcmpl-x", "object": "chat.completion", "result": "ok"})
-            return True
-        try:
-            body = json.loads(raw or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError("body is not a JSON object")
-        except ValueError as exc:
-            await _respond_json(writer, 400, {"error": {"message": f"invalid JSON body: {exc}", "type": "invalid_request"}})
             return True
         try:
             text = cfg.answer(body)
@@ -379,7 +384,7 @@ def _apply(cfg: _Config, data: Mapping[str, Any]) -> None:
         if key == "behaviour":
             cfg.behaviour = _check_behaviour(value)
         elif key == "delay":
-            cfg.delay = float(value)
+            cfg.delay = _delay(value)
         elif key == "error_status":
             cfg.error_status = int(value)
         elif key == "answer":
@@ -425,7 +430,7 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[st
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
         if size == 0:
@@ -460,7 +465,7 @@ class FakeChatServer:
 
     ``answer``: a string (always that), a callable of the parsed request body, or ``None``
     / ``"tagged"`` for :func:`tagged_answer`. ``delay``: seconds before each answer (the
-    generation time). ``behaviour``: one of :data:`BEHAVIOURS`, for every chat request;
+    generation time), or a callable of the request body giving them (to reorder answers). ``behaviour``: one of :data:`BEHAVIOURS`, for every chat request;
     :meth:`push` queues one-shot behaviours used first. ``/v1/models`` always answers.
     ``stop``/``kill`` drop every open connection at once, as a crashed server would;
     ``start``/``restart`` bind the same port again.
@@ -470,7 +475,7 @@ class FakeChatServer:
         self,
         *,
         answer: AnswerFn | str | None = None,
-        delay: float = 0.0,
+        delay: float | Callable[[Mapping[str, Any]], float] = 0.0,
         behaviour: str = "ok",
         error_status: int = 500,
         model: str = "fake-proguard",
@@ -718,6 +723,82 @@ class FakeChatServerProcess:
         self.stop()
 
 
+# ---------------------------------------------------------------------------- load driver
+def _rss_bytes() -> int | None:
+    try:
+        import psutil
+    except ImportError:  # psutil is a dev extra; fall back to the process's lifetime peak
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    return int(psutil.Process().memory_info().rss)
+
+
+async def run_load(guard: Any, n: int = 2_000, concurrency: int = 64, *, sample_every: float = 0.05) -> dict[str, Any]:
+    """Drive ``n`` checks through ``guard.acheck``, ``concurrency`` at a time, each tagged
+    ``req-<i>``; return counts, attribution errors, throughput and memory figures.
+
+    A check is "matched" when its verdict is the tagged answer of its own request (see
+    :func:`expected_for_tag`); ``mismatched`` counts verdicts that belong to another request.
+    """
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    decisions: dict[int, Any] = {}
+    rss0 = _rss_bytes() or 0
+    peak = rss0
+    done = asyncio.Event()
+
+    async def sampler() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_bytes() or 0)
+            await asyncio.sleep(sample_every)
+
+    async def worker() -> None:
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            decisions[i] = await guard.acheck(f"{tag(i)} load request {i}")
+
+    watcher = asyncio.ensure_future(sampler())
+    start = time.perf_counter()
+    cpu0 = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
+    done.set()
+    await watcher
+    peak = max(peak, _rss_bytes() or 0)
+    matched = mismatched = errors = 0
+    for i, d in decisions.items():
+        if d.status == "error":
+            errors += 1
+            continue
+        exp = expected_for_tag(i)
+        v = d.verdict
+        if v is not None and v.reasoning == exp["reasoning"] and v.request == exp["request"]:
+            matched += 1
+        else:
+            mismatched += 1
+    return {
+        "checks": n,
+        "concurrency": concurrency,
+        "decisions": len(decisions),
+        "matched": matched,
+        "mismatched": mismatched,
+        "errors": errors,
+        "wall_s": wall,
+        "client_cpu_s": cpu,
+        "checks_per_s": n / wall if wall else float("inf"),
+        "rss_start_mb": rss0 / 2**20,
+        "rss_peak_mb": peak / 2**20,
+        "rss_growth_mb": (peak - rss0) / 2**20,
+    }
+
+
 # ---------------------------------------------------------------------------- CLI (child process)
 async def _serve_forever(port: int, config: _Config) -> None:
     stats = ServerStats()
@@ -757,6 +838,7 @@ __all__ = [
     "proguard_answer",
     "request_image_count",
     "request_user_text",
+    "run_load",
     "tag",
     "tagged_answer",
 ]

@@ -1,0 +1,390 @@
+"""The one benchmark runner: every benchmark in one run, one table of ratios, the machine.
+
+Each benchmark module exposes ``run(quick=False) -> dict``; this runner imports them lazily,
+one after the other, in this process (a module that is missing or fails is reported as
+"not available" with the reason, and the others still run). It prints a table of headline
+figures (each a ratio against a baseline measured in the same run), the machine description
+(CPU model, cores, RAM, load average, Python, torch and library versions, GPU) and the command
+line, and saves everything under ``benchmarks/results/`` as JSON (full results) and Markdown
+(the table).
+
+    python benchmarks/run.py                  # all benchmarks, full size
+    python benchmarks/run.py --quick          # smoke-sized runs
+    python benchmarks/run.py --only client,lite
+    python benchmarks/run.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+
+# name -> (module, what it compares). Light ones first: the heavy ones load torch models.
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "client": ("bench_client", "concurrent checks vs the released script's sequential loop (same endpoint)"),
+    "langchain_overhead": ("bench_langchain_overhead", "LangChain rail vs a hand-written guard call"),
+    "lite": ("bench_lite", "embedded lite judge throughput"),
+    "rewards": ("bench_rewards", "reward throughput vs a per-pair similarity service"),
+    "local": ("bench_local", "local backend prefix reuse + batching vs per-check generate"),
+}
+
+Row = dict[str, Any]  # figure, value, unit, baseline, ratio, note
+
+
+# ------------------------------------------------------------------ headline extraction
+def _get(d: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _row(figure: str, value: Any, unit: str = "", baseline: Any = None, ratio: Any = None, note: str = "") -> Row:
+    return {"figure": figure, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio, "note": note}
+
+
+def _client_rows(r: dict[str, Any]) -> list[Row]:
+    modes = r.get("modes", {})
+    base = _get(modes, "sequential_released.checks_per_s")
+    client = _get(modes, "sequential_released.client") or "sequential"
+    rows = []
+    first = True
+    for name, label in (("sequential_proguard", "ProGuard.check, one at a time"),
+                        ("concurrent_c16", "ProGuard.acheck, 16 in flight"),
+                        ("concurrent_c64", "ProGuard.acheck, 64 in flight"),
+                        ("batch_c64", "ProGuard.acheck_batch, 64 in flight")):
+        m = modes.get(name)
+        if m:
+            note = f"baseline: released script's loop ({client}); {r.get('endpoint', '')}" if first else "same baseline"
+            rows.append(_row(label, m["checks_per_s"], "checks/s", base, m["ratio"], note))
+            first = False
+    load = r.get("load") or {}
+    if load:
+        rows.append(_row(
+            f"load: {load.get('checks')} checks, {load.get('concurrency')} in flight", load.get("checks_per_s"),
+            "checks/s", None, None,
+            f"decisions {load.get('decisions')}/{load.get('checks')}, matched {load.get('matched')}, "
+            f"errors {load.get('errors')}; peak RSS {load.get('rss_peak_mb')} MB "
+            f"(+{load.get('rss_growth_mb')} MB during the run)"))
+    return rows
+
+
+def _langchain_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for mode in ("sync", "async"):
+        s = r.get(mode)
+        if isinstance(s, dict) and "ratio" in s:
+            rows.append(_row(f"LangChain rail, {mode}: time per guarded call", s.get("rail_us"), "us",
+                             s.get("baseline_us"), s.get("ratio"),
+                             f"added {s.get('added_us')} us/call; {r.get('backend', '')}; ratio = rail/baseline"))
+    return rows
+
+
+def _local_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name, m in (r.get("modes") or {}).items():
+        if name == "baseline" or not isinstance(m, dict):
+            continue
+        value = m.get("checks_per_s")
+        rows.append(_row(f"local backend, {name}", value, "checks/s", _get(r, "modes.baseline.checks_per_s"),
+                         m.get("ratio_wall"), f"CPU-time ratio {_fmt(m.get('ratio_cpu'))}; {r.get('model', '')}"))
+    return rows
+
+
+def _rewards_rows(r: dict[str, Any]) -> list[Row]:
+    if "speedup" not in r:
+        return []
+    return [_row("reward scoring (out-of-policy completions)", r.get("ours_samples_per_s"), "samples/s",
+                 r.get("baseline_samples_per_s"), r.get("speedup"),
+                 f"max reward difference {r.get('max_reward_difference')}")]
+
+
+def _lite_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    lite = r.get("lite") or {}
+    mean_ms = _get(lite, "single_check_latency_ms.mean")
+    if lite:
+        rows.append(_row("lite judge, batch of 256 through ProGuard", lite.get("engine_batch256_throughput_per_s"),
+                         "checks/s", round(1000 / mean_ms, 1) if mean_ms else None,
+                         lite.get("batching_speedup_per_item"),
+                         f"baseline: single checks ({mean_ms} ms each); CPU, {r.get('torch_threads')} torch threads"))
+    cas = r.get("cascade") or {}
+    if cas:
+        rows.append(_row("cascade (lite first) vs generative-only: wall time", _get(cas, "wall_s.cascade"), "s",
+                         _get(cas, "wall_s.generative_only"), cas.get("wall_ratio_cascade_over_generative"),
+                         f"generated items ratio {cas.get('generated_items_ratio_cascade_over_generative')}, "
+                         f"recall vs generative-only {cas.get('recall_vs_generative_only')}; "
+                         f"{cas.get('generative_stand_in')}"))
+    return rows
+
+
+EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "client": _client_rows,
+    "langchain_overhead": _langchain_rows,
+    "lite": _lite_rows,
+    "local": _local_rows,
+    "rewards": _rewards_rows,
+}
+
+_RATIO_WORDS = ("ratio", "speedup")
+
+
+def _generic_rows(r: dict[str, Any], prefix: str = "") -> list[Row]:
+    """Fallback: every numeric figure named like a ratio or a speedup, at any depth."""
+    rows: list[Row] = []
+    for key, value in r.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_generic_rows(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and any(w in key for w in _RATIO_WORDS):
+            rows.append(_row(name, None, "", None, value))
+    return rows
+
+
+def headline_rows(name: str, result: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    extractor = EXTRACTORS.get(name)
+    if extractor is not None:
+        try:
+            rows = extractor(result)
+        except Exception:  # a changed result shape must not hide the figures
+            rows = []
+    return rows or _generic_rows(result)
+
+
+# ------------------------------------------------------------------ machine
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git() -> dict[str, Any]:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True,
+                                    timeout=10).stdout.strip())
+        return {"commit": head or None, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on (read without importing torch)."""
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "torch": _version("torch"),
+        "transformers": _version("transformers"),
+        "httpx": _version("httpx"),
+        "langchain_core": _version("langchain-core"),
+        "proguard_rails": _version("proguard-rails"),
+    }
+    try:
+        import psutil
+
+        info["physical_cores"] = psutil.cpu_count(logical=False)
+        info["ram_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        try:
+            info["ram_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+        except (ValueError, OSError, AttributeError):
+            info["ram_gb"] = None
+    try:
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        info["load_average"] = None
+    if "torch" in sys.modules:  # only if a benchmark already imported it
+        torch = sys.modules["torch"]
+        info["torch_threads"] = torch.get_num_threads()
+        try:
+            info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        except Exception:
+            info["gpu"] = None
+    return info
+
+
+# ------------------------------------------------------------------ running
+def run_one(name: str, quick: bool) -> dict[str, Any]:
+    module_name, what = BENCHMARKS[name]
+    entry: dict[str, Any] = {"name": name, "module": module_name, "compares": what}
+    start = time.perf_counter()
+    try:
+        module = importlib.import_module(module_name)
+        fn = getattr(module, "run", None)
+        if fn is None:
+            raise AttributeError(f"{module_name} has no run(quick=False) function")
+        result = fn(quick=quick)
+        if not isinstance(result, dict):
+            raise TypeError(f"{module_name}.run returned {type(result).__name__}, not a dict")
+    except ModuleNotFoundError as exc:
+        missing = exc.name or str(exc)
+        entry.update(status="not available", kind="missing", reason=f"module {missing!r} not found")
+    except BaseException as exc:  # a failing benchmark must not take the others down
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        entry.update(status="not available", kind="failed", reason=f"{type(exc).__name__}: {exc}",
+                     traceback=traceback.format_exc(limit=8))
+    else:
+        entry.update(status="ok", result=result, headline=headline_rows(name, result))
+    entry["seconds"] = round(time.perf_counter() - start, 1)
+    return entry
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def table(entries: Iterable[dict[str, Any]]) -> list[list[str]]:
+    rows = [["benchmark", "figure", "value", "unit", "baseline", "ratio", "note"]]
+    for e in entries:
+        if e["status"] != "ok":
+            rows.append([e["name"], "not available", "-", "", "-", "-", e.get("reason", "")[:160]])
+            continue
+        for r in e["headline"] or [_row("(no headline figures; see JSON)", None)]:
+            rows.append([e["name"], str(r["figure"]), _fmt(r["value"]), r["unit"], _fmt(r["baseline"]),
+                         _fmt(r["ratio"]) + ("x" if r["ratio"] is not None else ""), r["note"]])
+    return rows
+
+
+def render_text(rows: list[list[str]]) -> str:
+    widths = [min(max(len(r[i]) for r in rows), 60 if i == 1 else 200) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for k, r in enumerate(rows):
+        cells = [r[i][:widths[i]].ljust(widths[i]) if i in (0, 1, 3) else r[i].rjust(widths[i])
+                 for i in range(len(widths))]
+        lines.append("  ".join(cells) + "  " + r[-1])
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 4)
+    return "\n".join(lines)
+
+
+def render_markdown(rows: list[list[str]], meta: dict[str, Any]) -> str:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    out = [f"# Benchmark results ({meta['started_utc']})", "", f"Command: `{meta['command']}`", ""]
+    out += ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows[1:]]
+    m = meta["machine"]
+    out += ["", "## Machine", ""]
+    out += [f"- {k}: {v}" for k, v in m.items()]
+    out += ["", "Ratios compare each figure with a baseline measured in the same run on the same machine; "
+            "see `benchmarks/README.md` for what each baseline is.", ""]
+    return "\n".join(out)
+
+
+def rerender(path: Path) -> int:
+    """Recompute the headline rows of a saved run with the current extractors; rewrite its .md."""
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    for e in payload["benchmarks"]:
+        if e.get("status") == "ok":
+            e["headline"] = headline_rows(e["name"], e["result"])
+    rows = table(payload["benchmarks"])
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    path.with_suffix(".md").write_text(render_markdown(rows, payload), encoding="utf-8")
+    print(render_text(rows))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke-sized runs of every benchmark")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--out", default=str(RESULTS), help="results folder (default benchmarks/results)")
+    parser.add_argument("--no-save", action="store_true", help="print only")
+    parser.add_argument("--rerender", metavar="JSON", help="rebuild the table of a saved run (no benchmark runs)")
+    args = parser.parse_args(argv)
+    if args.rerender:
+        return rerender(Path(args.rerender))
+    if args.list:
+        for name, (module, what) in BENCHMARKS.items():
+            print(f"{name:<20}{module:<28}{what}")
+        return 0
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+
+    # the benchmark modules sit next to this file; the package is importable from the repo root
+    for p in (str(HERE), str(ROOT)):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+    started = _dt.datetime.now(_dt.timezone.utc)
+    script = os.path.relpath(__file__, os.getcwd()) if argv is not None else sys.argv[0]
+    given = sys.argv[1:] if argv is None else argv
+    command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, script, *given])
+    meta: dict[str, Any] = {"started_utc": started.strftime("%Y-%m-%d %H:%M:%S UTC"), "command": command,
+                            "quick": args.quick, "git": _git()}
+    load_before = machine().get("load_average")
+    entries = []
+    for name in names:
+        print(f"[run] {name} ...", file=sys.stderr, flush=True)
+        entry = run_one(name, args.quick)
+        print(f"[run] {name}: {entry['status']} in {entry['seconds']} s", file=sys.stderr, flush=True)
+        entries.append(entry)
+    meta["machine"] = {**machine(), "load_average_before": load_before}
+    meta["seconds"] = round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(), 1)
+
+    rows = table(entries)
+    print()
+    print(render_text(rows))
+    print()
+    print("machine: " + ", ".join(f"{k}={v}" for k, v in meta["machine"].items()))
+    print(f"command: {command}")
+    if not args.no_save:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        stamp = started.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")
+        payload = {**meta, "benchmarks": entries}
+        (out / f"{stamp}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+        md = render_markdown(rows, meta)
+        (out / f"{stamp}.md").write_text(md, encoding="utf-8")
+        (out / ("latest-quick.md" if args.quick else "latest.md")).write_text(md, encoding="utf-8")
+        print(f"saved: {out / (stamp + '.json')} and .md")
+    return 1 if any(e.get("kind") == "failed" for e in entries) else 0  # a missing module is not a failure
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The benchmark runner's plumbing (not the benchmarks): lazy imports, "not available",
+headline extraction, the saved JSON/Markdown with the command line and the machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_runner_under_test", ROOT / "benchmarks" / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (tmp_path / "bench_fake_ok.py").write_text(
+        "def run(quick=False):\n"
+        "    return {'benchmark': 'fake', 'speedup': 3.5, 'nested': {'ratio_cpu': 2.0}, 'quick': quick}\n")
+    (tmp_path / "bench_fake_broken.py").write_text("def run(quick=False):\n    raise RuntimeError('boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(mod, "BENCHMARKS", {
+        "ok": ("bench_fake_ok", "a fake"), "broken": ("bench_fake_broken", "fails"),
+        "missing": ("bench_fake_missing_module", "absent"),
+    })
+    yield mod
+    for name in ("bench_fake_ok", "bench_fake_broken"):
+        sys.modules.pop(name, None)
+
+
+def test_runner_reports_ok_missing_and_failed(runner, tmp_path, capsys):
+    out = tmp_path / "results"
+    code = runner.main(["--quick", "--out", str(out)])
+    assert code == 1  # one benchmark failed (a missing one alone would not fail the run)
+    printed = capsys.readouterr().out
+    assert "not available" in printed and "module 'bench_fake_missing_module' not found" in printed
+    assert "RuntimeError: boom" in printed
+    saved = json.loads(next(out.glob("*-quick.json")).read_text())
+    assert saved["command"].endswith("run.py --quick --out " + str(out))
+    assert saved["machine"]["logical_cores"] and saved["machine"]["python"]
+    by_name = {b["name"]: b for b in saved["benchmarks"]}
+    assert by_name["ok"]["status"] == "ok" and by_name["ok"]["result"]["quick"] is True
+    ratios = {r["figure"]: r["ratio"] for r in by_name["ok"]["headline"]}
+    assert ratios == {"speedup": 3.5, "nested.ratio_cpu": 2.0}  # generic fallback finds every ratio
+    assert by_name["missing"]["kind"] == "missing" and by_name["broken"]["kind"] == "failed"
+    md = (out / "latest-quick.md").read_text()
+    assert "| ok | speedup |" in md and "Command:" in md and "## Machine" in md
+
+
+def test_only_missing_benchmarks_is_not_a_failure(runner, tmp_path):
+    assert runner.main(["--only", "missing,ok", "--no-save"]) == 0
+
+
+def test_client_rows_from_a_result_shape(runner):
+    result = {"endpoint": "fake", "modes": {
+        "sequential_released": {"checks_per_s": 10.0, "ratio": 1.0, "client": "openai sync client"},
+        "concurrent_c64": {"checks_per_s": 120.0, "ratio": 12.0}},
+        "load": {"checks": 2000, "concurrency": 64, "decisions": 2000, "matched": 2000, "errors": 0,
+                 "checks_per_s": 300.0, "rss_peak_mb": 100.0, "rss_growth_mb": 3.0}}
+    rows = runner.headline_rows("client", result)
+    assert rows[0]["ratio"] == 12.0 and rows[0]["baseline"] == 10.0
+    assert "decisions 2000/2000" in rows[1]["note"]

@@ -1,0 +1,324 @@
+"""Endpoint faults against a real HTTP server on loopback (``proguard_rails.testing_server``).
+
+Slow, hanging, 5xx, 429, malformed JSON, connections reset, and a server killed and
+restarted in the middle of a load run. Every check ends within its deadline (bounds here
+are generous correctness bounds, 3x the deadline, not performance assertions); every
+failure is an ``error`` decision, blocked by default and allowed only with
+``fail_mode="open"``, which logs a warning; no verdict is lost or given to another
+request (the server's answers depend on each request's ``req-<n>`` tag); and the circuit
+breaker stops hammering a dead endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+
+import pytest
+
+from proguard_rails import ProGuard
+from proguard_rails.testing_server import FakeChatServer, FakeChatServerProcess, expected_for_tag, tag
+
+DEADLINE = 1.0
+BOUND = DEADLINE * 3  # correctness bound on elapsed time, generous for a loaded CI machine
+
+
+def make_guard(base_url: str, **overrides) -> ProGuard:
+    opts = dict(timeout=DEADLINE, max_retries=2, retry_backoff=0.02, circuit_breaker_failures=1_000,
+                circuit_breaker_cooldown=0.2)
+    opts.update(overrides)
+    return ProGuard(base_url=base_url, **opts)
+
+
+def assert_matches(n: int, decision) -> None:
+    """The decision is the model's answer to request ``req-<n>`` and no other."""
+    assert decision.status != "error", decision.reason
+    exp = expected_for_tag(n)
+    v = decision.verdict
+    assert v.reasoning == exp["reasoning"]
+    assert (v.request, v.response) == (exp["request"], exp["response"])
+    assert decision.allowed == (exp["request"] == "safe")
+    if n % 3 == 1:
+        assert v.category_id == exp["category"]
+    elif n % 3 == 2:
+        assert v.is_out_of_policy and v.description == exp["category"]
+
+
+def assert_fail_closed(decision, error_type: str | None = None) -> None:
+    assert decision.status == "error" and not decision.allowed and decision.fail_mode_applied == "closed"
+    assert decision.verdict is None
+    if error_type:
+        assert decision.error_type == error_type, (decision.error_type, decision.reason)
+
+
+async def timed(coro):
+    start = time.monotonic()
+    result = await coro
+    return result, time.monotonic() - start
+
+
+# ------------------------------------------------------------------ slow and hanging endpoints
+@pytest.mark.parametrize("behaviour", ["slow", "hang"])
+async def test_every_check_ends_within_its_deadline(behaviour, server):
+    if behaviour == "slow":
+        server.configure(delay=DEADLINE * 10)
+    else:
+        server.configure(behaviour="hang")
+    guard = make_guard(server.base_url, max_concurrency=4)
+    # 12 concurrent checks through a client limited to 4 in flight: queued ones count too
+    results = await asyncio.gather(*(timed(guard.acheck(f"{tag(i)} slow")) for i in range(12)))
+    for decision, elapsed in results:
+        assert_fail_closed(decision, "timeout")
+        assert elapsed < BOUND, elapsed
+        assert "PROGUARD_TIMEOUT" in decision.reason
+    # the sync entry point respects the same deadline
+    start = time.monotonic()
+    d = guard.check(f"{tag(99)} sync")
+    assert_fail_closed(d, "timeout")
+    assert time.monotonic() - start < BOUND
+    assert server.stats.chat_requests <= 4 + 1 + 4  # at most max_concurrency were ever sent per wave
+    await guard.aclose()
+
+
+async def test_slow_but_in_time_answers_are_matched_even_out_of_order(server):
+    # each answer takes a different time, so responses come back in a shuffled order
+    server.configure(delay=lambda body: (zlib.crc32(str(body).encode()) % 50) / 1000)
+    guard = make_guard(server.base_url, timeout=10, max_concurrency=32)
+    items = [f"{tag(i)} question" for i in range(150)]
+    decisions = await guard.acheck_batch(items)
+    assert len(decisions) == len(items)
+    for i, d in enumerate(decisions):
+        assert_matches(i, d)
+    assert server.stats.max_in_flight > 1  # they did overlap
+    await guard.aclose()
+
+
+# ------------------------------------------------------------------ 5xx / 429 / malformed / resets
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+async def test_retryable_status_is_retried_then_fails_closed(status, server):
+    server.configure(behaviour="error", error_status=status)
+    guard = make_guard(server.base_url, max_retries=2)
+    d = await guard.acheck(f"{tag(1)} hello")
+    assert_fail_closed(d, "backend")
+    assert f"HTTP {status}" in d.reason
+    assert server.stats.chat_requests == 3  # first try + 2 retries
+    await guard.aclose()
+
+
+@pytest.mark.parametrize("fault", ["error", "close", "partial"])
+async def test_transient_fault_then_recovery_gives_the_right_verdict(fault, server):
+    server.push(fault, fault)  # two failures, then normal answers
+    guard = make_guard(server.base_url, max_retries=2)
+    d = await guard.acheck(f"{tag(4)} hello")
+    assert_matches(4, d)
+    assert guard.judge.backend.retries == 2
+    await guard.aclose()
+
+
+@pytest.mark.parametrize("fault,error_type", [("close", "unavailable"), ("partial", "unavailable"),
+                                              ("malformed", "backend"), ("wrong_shape", "backend")])
+async def test_broken_responses_fail_closed(fault, error_type, server):
+    server.configure(behaviour=fault)
+    guard = make_guard(server.base_url, max_retries=1)
+    decisions = await guard.acheck_batch([f"{tag(i)} x" for i in range(5)])
+    for d in decisions:
+        assert_fail_closed(d, error_type)
+    expected_sends = 5 * (2 if fault in ("close", "partial") else 1)  # malformed bodies are not retried
+    assert server.stats.chat_requests == expected_sends
+    await guard.aclose()
+
+
+async def test_client_errors_are_not_retried(server):
+    server.configure(behaviour="error", error_status=400)
+    guard = make_guard(server.base_url)
+    assert_fail_closed(await guard.acheck("x"), "backend")
+    assert server.stats.chat_requests == 1
+    await guard.aclose()
+
+
+async def test_fail_open_allows_and_logs_each_failure(server, caplog):
+    server.configure(behaviour="error", error_status=503)
+    guard = make_guard(server.base_url, fail_mode="open", max_retries=0)
+    with caplog.at_level(logging.WARNING, logger="proguard_rails"):
+        decisions = await guard.acheck_batch([f"{tag(i)} x" for i in range(4)])
+    for d in decisions:
+        assert d.status == "error" and d.allowed and d.fail_mode_applied == "open"
+        assert "allowed (fail-open)" in d.reason
+    warnings_ = [r for r in caplog.records if "fail_mode is open" in r.getMessage()]
+    assert len(warnings_) == 4 and all(r.levelno == logging.WARNING for r in warnings_)
+    await guard.aclose()
+
+
+# ------------------------------------------------------------------ circuit breaker
+async def test_circuit_breaker_stops_hammering_a_failing_endpoint(server):
+    server.configure(behaviour="close")  # alive, but resets every connection: it counts each attempt
+    guard = make_guard(server.base_url, max_retries=0, circuit_breaker_failures=3, circuit_breaker_cooldown=60)
+    decisions = [await guard.acheck(f"{tag(i)} x") for i in range(40)]
+    for d in decisions:
+        assert_fail_closed(d, "unavailable")
+    assert server.stats.chat_requests == 3  # the threshold, then nothing while open
+    assert sum("circuit breaker is open" in d.reason for d in decisions) == 37
+    breaker = guard.judge.backend.breaker
+    assert breaker.is_open and breaker.rejected_count == 37 and breaker.opened_count == 1
+    # concurrent checks while open never reach the endpoint either
+    more = await guard.acheck_batch([f"{tag(i)} y" for i in range(100, 164)])
+    assert all(d.is_error and not d.allowed for d in more)
+    assert server.stats.chat_requests == 3
+    await guard.aclose()
+
+
+async def test_circuit_breaker_bounds_attempts_on_a_dead_endpoint_and_recovers(server):
+    guard = make_guard(server.base_url, max_retries=1, circuit_breaker_failures=5, circuit_breaker_cooldown=0.3,
+                       max_concurrency=8)
+    assert_matches(0, await guard.acheck(f"{tag(0)} warm"))
+    backend = guard.judge.backend
+    server.kill()
+    sent_before = backend.requests_sent
+    checks = 0
+    t_end = time.monotonic() + 1.0
+    while time.monotonic() < t_end:  # one second of traffic, 32 checks at a time, at a dead endpoint
+        decisions = await guard.acheck_batch([f"{tag(i)} z" for i in range(checks, checks + 32)])
+        assert all(d.is_error and not d.allowed for d in decisions)
+        checks += 32
+        await asyncio.sleep(0.01)
+    attempts = backend.requests_sent - sent_before
+    windows = 1.0 / 0.3 + 2  # cooldown windows in that second, plus the first and a partial one
+    assert attempts <= windows * 8 * 2, (attempts, checks)  # at most max_concurrency (x retries) per window
+    assert attempts < checks / 2, (attempts, checks)
+    # the endpoint comes back: after the cooldown, checks succeed and close the breaker
+    server.start()
+    await asyncio.sleep(0.35)
+    decisions = await guard.acheck_batch([f"{tag(i)} back" for i in range(10_000, 10_016)])
+    for n, d in zip(range(10_000, 10_016), decisions, strict=True):
+        assert_matches(n, d)
+    assert not backend.breaker.is_open
+    await guard.aclose()
+
+
+async def test_queued_timeouts_do_not_open_the_breaker(server):
+    """A burst larger than max_concurrency against a slow-but-healthy endpoint: checks that
+    time out while queued in this client are not the endpoint's failures."""
+    server.configure(delay=0.1)
+    guard = make_guard(server.base_url, timeout=0.45, max_concurrency=1, circuit_breaker_failures=3,
+                       circuit_breaker_cooldown=60)
+    # one at a time, 0.1 s each: ~4 are answered, one is out when the deadline hits, the rest queued
+    decisions = await guard.acheck_batch([f"{tag(i)} q" for i in range(12)])
+    answered = [d for d in decisions if not d.is_error]
+    timeouts = [d for d in decisions if d.is_error]
+    assert answered and len(timeouts) >= 6 and all(d.error_type == "timeout" for d in timeouts)
+    assert not guard.judge.backend.breaker.is_open  # only the request that was out counted
+    await guard.aclose()
+
+
+# ------------------------------------------------------------------ killed and restarted during load
+async def _paced_load(guard, n, rate, concurrency, on_tick=None):
+    """Open-loop load: check i is issued at t0 + i/rate (at most ``concurrency`` at once)."""
+    sem = asyncio.Semaphore(concurrency)
+    t0 = time.monotonic()
+    results = {}
+
+    async def one(i):
+        await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+        async with sem:
+            start = time.monotonic()
+            d = await guard.acheck(f"{tag(i)} load request")
+            results[i] = (start - t0, time.monotonic() - start, d)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return results
+
+
+@pytest.mark.parametrize("fail_mode", ["closed", "open"])
+async def test_server_killed_and_restarted_mid_load(fail_mode, caplog):
+    srv = FakeChatServer(delay=0.005).start()
+    deadline = 3.0  # client and server share two busy cores here: leave room for scheduling delays
+    guard = make_guard(srv.base_url, timeout=deadline, max_retries=1, retry_backoff=0.05,
+                       circuit_breaker_failures=5, circuit_breaker_cooldown=0.3, max_concurrency=16,
+                       fail_mode=fail_mode)
+    n, rate = 300, 100.0  # 3 s of traffic
+    events: dict[str, float] = {}
+
+    async def chaos():
+        t0 = time.monotonic()
+        await asyncio.sleep(0.6)
+        await asyncio.to_thread(srv.kill)
+        events["killed"] = time.monotonic() - t0
+        await asyncio.sleep(0.4)
+        await asyncio.to_thread(srv.start)  # same port
+        events["restarted"] = time.monotonic() - t0
+
+    with caplog.at_level(logging.WARNING, logger="proguard_rails"):
+        results, _ = await asyncio.gather(_paced_load(guard, n, rate, 64), chaos())
+    try:
+        assert sorted(results) == list(range(n))  # every check ended: none lost
+        errors = 0
+        for i, (_start, elapsed, d) in results.items():
+            assert elapsed < deadline * 3, (i, elapsed)
+            if d.is_error:
+                errors += 1
+                assert d.allowed == (fail_mode == "open") and d.fail_mode_applied == fail_mode
+                assert d.error_type in ("unavailable", "timeout", "backend"), d.reason
+            else:
+                assert_matches(i, d)  # answered: by the answer to this very request
+        assert errors > 0  # the outage was real
+        settled = events["restarted"] + 0.3 + 0.5  # restart + breaker cooldown + slack
+        late = [d for start, _, d in results.values() if start > settled]
+        assert late and not any(d.is_error for d in late), [d.reason for d in late if d.is_error][:3]
+        if fail_mode == "open":
+            logged = [r for r in caplog.records if "fail_mode is open" in r.getMessage()]
+            assert len(logged) == errors
+        # after the run: all checks succeed
+        after = await guard.acheck_batch([f"{tag(i)} after" for i in range(5_000, 5_064)])
+        for i, d in zip(range(5_000, 5_064), after, strict=True):
+            assert_matches(i, d)
+        assert srv.starts == 2
+    finally:
+        await guard.aclose()
+        srv.stop()
+
+
+async def test_subprocess_server_sigkilled_and_restarted():
+    """A real crash: the server process gets SIGKILL (the kernel resets its connections)."""
+    with FakeChatServerProcess(delay=0.01) as srv:
+        guard = make_guard(srv.base_url, max_retries=1, circuit_breaker_failures=3, circuit_breaker_cooldown=0.2)
+        first = await guard.acheck_batch([f"{tag(i)} a" for i in range(32)])
+        for i, d in enumerate(first):
+            assert_matches(i, d)
+        port = srv.port
+        srv.kill()
+        down = await guard.acheck_batch([f"{tag(i)} b" for i in range(100, 132)])
+        assert all(d.is_error and not d.allowed and d.fail_mode_applied == "closed" for d in down)
+        srv.start()
+        assert srv.port == port
+        await asyncio.sleep(0.25)
+        back = await guard.acheck_batch([f"{tag(i)} c" for i in range(200, 232)])
+        for i, d in zip(range(200, 232), back, strict=True):
+            assert_matches(i, d)
+        await guard.aclose()
+
+
+# ------------------------------------------------------------------ a judge that fails as a whole
+async def test_a_judge_failing_as_a_whole_gives_error_decisions_not_exceptions():
+    """A judge that raises (a closed local backend, a batch-length bug) must still give every
+    check a fail-closed decision: an exception escaping ``check`` could be swallowed upstream."""
+    from proguard_rails import BackendError
+    from proguard_rails.judges.base import Judge
+
+    class BrokenJudge(Judge):
+        name = "broken"
+        supports_images = True
+
+        def identity(self) -> str:
+            return "broken"
+
+        async def ajudge_batch(self, requests, taxonomy):
+            raise BackendError("the local model was released (backend closed)")
+
+    guard = ProGuard(BrokenJudge())
+    d = await guard.acheck("req-1 hello")
+    assert_fail_closed(d, "backend")
+    ds = await guard.acheck_batch(["a", "b", "c"])
+    assert len(ds) == 3 and all(x.status == "error" and not x.allowed for x in ds)
+    assert not guard.check_tool_result("search", "x").allowed
