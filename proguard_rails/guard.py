@@ -7,6 +7,7 @@ else ``PROGUARD_MODEL_PATH``, else the embedded lite judge (with a one-time warn
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -193,6 +194,14 @@ class ProGuard:
         """Normalize input with this guard's limits (raises ``InputError``)."""
         return normalize(obj, response, images, settings=self.settings, kind=kind)
 
+    async def arequest(self, obj: Any, response: Any = None, images: Iterable[Any] | None = None,
+                       *, kind: CheckKind = "conversation") -> GuardRequest:
+        """``request`` for async code: with image-URL fetching on, normalization (which may fetch)
+        runs in a worker thread so it never blocks the event loop."""
+        if self.settings.allow_image_urls:
+            return await asyncio.to_thread(self.request, obj, response, images, kind=kind)
+        return self.request(obj, response, images, kind=kind)
+
     # ------------------------------------------------------------------ judging
     async def ajudge_batch(self, requests: Sequence[GuardRequest]) -> list[JudgeResult]:
         """Verdicts (or errors) for normalized requests, through the cache. One judge call for the misses."""
@@ -238,7 +247,7 @@ class ProGuard:
         positions: list[int] = []
         for i, item in enumerate(items):
             try:
-                req = item if isinstance(item, GuardRequest) else self.request(item, kind=kind)
+                req = item if isinstance(item, GuardRequest) else await self.arequest(item, kind=kind)
             except ProGuardError as exc:
                 decisions[i] = pol.decide_error(exc, _check_name(kind))
                 continue
@@ -261,6 +270,9 @@ class ProGuard:
                     decisions[pos] = pol.decide_error(res, _check_name(req.kind))
                 else:
                     decisions[pos] = pol.decide(res, _check_name(req.kind))
+        missing = [i for i, d in enumerate(decisions) if d is None]
+        if missing:  # never hand back a shorter list than was asked for
+            raise ProGuardError(f"internal error: no decision for items {missing}")
         return [d for d in decisions if d is not None]
 
     async def acheck(
@@ -275,7 +287,7 @@ class ProGuard:
         """Check one input: text, (request, response), messages, dict or GuardRequest."""
         pol = policy or self.policy
         try:
-            req = self.request(content, response, images, kind=kind)
+            req = await self.arequest(content, response, images, kind=kind)
         except ProGuardError as exc:
             return pol.decide_error(exc, _check_name(kind))
         (decision,) = await self.acheck_batch([req], policy=pol, kind=kind)

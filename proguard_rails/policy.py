@@ -46,6 +46,12 @@ class Policy(BaseModel):
     )
     labels: Literal["both", "request", "response"] = "both"
     fail_mode: Literal["closed", "open"] = "closed"
+    input_errors: Literal["block", "fail_mode"] = Field(
+        "block",
+        description="bad input (corrupt or oversized image, malformed data URL...) blocks even in "
+        "fail-open mode, so an attacker cannot get content through unjudged by attaching a broken "
+        "image; 'fail_mode' makes input errors follow fail_mode like transport errors",
+    )
     unjudgeable: Literal["block", "allow"] = Field(
         "block", description="content the judge cannot judge (e.g. images for the text-only lite judge)"
     )
@@ -105,13 +111,16 @@ class Policy(BaseModel):
 
     def decide_error(self, error: BaseException, check: CheckName = "conversation") -> Decision:
         """An error is never a verdict: it is turned into a block (closed) or an allow (open)."""
-        from .errors import UnjudgeableInputError
+        from .errors import InputError, UnjudgeableInputError
 
         kind = getattr(error, "kind", type(error).__name__)
         raw = getattr(error, "raw", None)
+        mode: Literal["closed", "open"]
         if isinstance(error, UnjudgeableInputError):
             allowed = self.unjudgeable == "allow"
-            mode: Literal["closed", "open"] = "open" if allowed else "closed"
+            mode = "open" if allowed else "closed"
+        elif isinstance(error, InputError) and self.input_errors == "block":
+            allowed, mode = False, "closed"
         else:
             allowed = self.fail_mode == "open"
             mode = self.fail_mode

@@ -70,3 +70,13 @@ def test_decision_to_dict_has_cli_fields():
     for key in ("decision", "request", "response", "category", "out_of_policy", "description", "error"):
         assert key in d
     assert d["decision"] == "block" and d["out_of_policy"] is True
+
+
+def test_input_errors_block_even_in_fail_open_mode():
+    from proguard_rails import ImageError
+
+    bomb = ImageError("refused as a decompression bomb")
+    d = Policy(fail_mode="open").decide_error(bomb)
+    assert d.status == "error" and d.blocked and d.fail_mode_applied == "closed"
+    d = Policy(fail_mode="open", input_errors="fail_mode").decide_error(bomb)
+    assert d.allowed and d.fail_mode_applied == "open"

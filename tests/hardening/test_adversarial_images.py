@@ -14,7 +14,7 @@ import logging
 
 import pytest
 
-from proguard_rails import ImageError, ProGuard
+from proguard_rails import ImageError, Policy, ProGuard
 from proguard_rails.inputs import decode_image_bytes, load_image
 from proguard_rails.testing_server import FakeChatServer, request_image_count, tagged_answer
 
@@ -295,8 +295,14 @@ async def test_fetched_urls_are_validated_like_any_image(recorded):
     await guard.aclose()
 
 
-async def test_image_errors_fail_open_only_when_configured_and_are_logged(recorded, caplog):
+async def test_image_errors_block_even_fail_open_unless_configured_and_are_logged(recorded, caplog):
+    # fail-open must not let content through unjudged just because a broken image was attached
     guard = ProGuard(base_url=recorded.base_url, timeout=10, fail_mode="open")
+    d = await guard.acheck("req-1", images=[png_header_bomb()])
+    assert d.status == "error" and d.blocked and d.fail_mode_applied == "closed"
+    await guard.aclose()
+    guard = ProGuard(base_url=recorded.base_url, timeout=10, fail_mode="open",
+                     policy=Policy(fail_mode="open", input_errors="fail_mode"))
     with caplog.at_level(logging.WARNING, logger="proguard_rails"):
         d = await guard.acheck("req-1", images=[png_header_bomb()])
     assert d.status == "error" and d.allowed and d.fail_mode_applied == "open"
