@@ -105,7 +105,7 @@ class ProGuardNodePostprocessor(BaseNodePostprocessor):
             except ProGuardError as exc:  # an unreadable or refused image, an empty node...
                 decisions[i] = pol.decide_error(exc, "tool_result")
         if batch:
-            for i, d in zip(where, await self._guard.acheck_batch(batch, policy=pol)):
+            for i, d in zip(where, await self._guard.acheck_batch(batch, policy=pol), strict=True):
                 decisions[i] = d
         return [d for d in decisions if d is not None]
 
@@ -113,7 +113,7 @@ class ProGuardNodePostprocessor(BaseNodePostprocessor):
                       ) -> list[tuple[NodeWithScore, Decision]]:
         """Every node with its Decision; the nodes are copies carrying the verdict in metadata."""
         decisions = await self._ajudge(nodes, query_bundle)
-        out = [(self._mark(n, d), d) for n, d in zip(nodes, decisions)]
+        out = [(self._mark(n, d), d) for n, d in zip(nodes, decisions, strict=True)]
         for n, d in out:
             await aemit("node", d, node_id=n.node.node_id)
         return out
@@ -122,7 +122,7 @@ class ProGuardNodePostprocessor(BaseNodePostprocessor):
                ) -> list[tuple[NodeWithScore, Decision]]:
         """Sync ``ascreen``; events are emitted on the caller's thread so they join its spans."""
         decisions = run_sync(self._ajudge(nodes, query_bundle))
-        out = [(self._mark(n, d), d) for n, d in zip(nodes, decisions)]
+        out = [(self._mark(n, d), d) for n, d in zip(nodes, decisions, strict=True)]
         for n, d in out:
             emit("node", d, node_id=n.node.node_id)
         return out
@@ -139,7 +139,7 @@ class ProGuardNodePostprocessor(BaseNodePostprocessor):
     def _select(self, screened: list[tuple[NodeWithScore, Decision]]) -> list[NodeWithScore]:
         if self.mode == "flag":
             return [n for n, _ in screened]
-        return [n for n, d in screened]
+        return [n for n, d in screened if d.allowed]
 
     async def _apostprocess_nodes(self, nodes: list[NodeWithScore],
                                   query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:

@@ -97,6 +97,8 @@ class ProGuardValidator(Validator):
         refusal: the ``fix_value`` (text, or ``f(value, decision) -> str``), so ``on_fail="fix"``
             replaces an unsafe value by it.
         base_url / model / model_path: where the model is, when ``guard`` is not given.
+        guard_settings: more ``ProGuardSettings`` fields for that guard (``{"timeout": 30,
+            "api_key": ...}``); secrets are kept out of Guardrails' validator arguments.
         allow_image_paths: accept local file paths in ``metadata["images"]``. Metadata is written
             by your application, not by the model, so paths are trusted by default; turn this off
             if end users can put strings there.
@@ -119,6 +121,7 @@ class ProGuardValidator(Validator):
         base_url: str | None = None,
         model: str | None = None,
         model_path: str | None = None,
+        guard_settings: Mapping[str, Any] | None = None,
         allow_image_paths: bool = True,
         stream_max_chars: int = 600,
         on_fail: Any = None,
@@ -140,6 +143,7 @@ class ProGuardValidator(Validator):
             base_url=base_url,
             model=model,
             model_path=model_path,
+            guard_settings={k: v for k, v in (guard_settings or {}).items() if k != "api_key"} or None,
             allow_image_paths=allow_image_paths,
             stream_max_chars=stream_max_chars,
             use_local=True,
@@ -153,7 +157,8 @@ class ProGuardValidator(Validator):
         self._explicit_policy = policy
         self._block_categories = cats
         self._guard = guard
-        self._guard_args = {"base_url": base_url, "model": model, "model_path": model_path}
+        explicit = {"base_url": base_url, "model": model, "model_path": model_path}
+        self._guard_args = {**(guard_settings or {}), **{k: v for k, v in explicit.items() if v is not None}}
         self._lock = threading.Lock()
         self._sync_stream: _StreamState | None = None
 
@@ -164,7 +169,7 @@ class ProGuardValidator(Validator):
         if self._guard is None:
             with self._lock:
                 if self._guard is None:
-                    self._guard = ProGuard(**{k: v for k, v in self._guard_args.items() if v is not None})
+                    self._guard = ProGuard(**self._guard_args)
         return self._guard
 
     @property
