@@ -1,4 +1,8 @@
-"""Suite-wide settings (tests/ and integrations/): offline, no telemetry, no PROGUARD_* from the shell."""
+"""Suite-wide settings (tests/ and integrations/): offline, no telemetry, no PROGUARD_* from the shell.
+
+Guardrails AI's own metrics are switched off where Guardrails is used (its test conftests
+point HOME at a folder whose .guardrailsrc disables metrics and remote inference).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ for _var, _value in {
     "HF_DATASETS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "TOKENIZERS_PARALLELISM": "false",
-    "GUARDRAILS_DISABLE_TELEMETRY": "true",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # litellm (pulled in by guardrails) fetches prices otherwise
     "OTEL_SDK_DISABLED": "true",
 }.items():
     os.environ.setdefault(_var, _value)
