@@ -43,6 +43,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "lite": ("bench_lite", "embedded lite judge throughput"),
     "rewards": ("bench_rewards", "reward throughput vs a per-pair similarity service"),
     "local": ("bench_local", "local backend prefix reuse + batching vs per-check generate"),
+    "llamaindex_guardrails": ("bench_llamaindex_guardrails",
+                              "LlamaIndex node screening (batched vs per node) and adapter overheads"),
 }
 
 Row = dict[str, Any]  # figure, value, unit, baseline, ratio, note
@@ -136,7 +138,29 @@ def _lite_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _llamaindex_guardrails_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    n = r.get("nodes") or {}
+    if "speedup_batched_vs_naive" in n:
+        rows.append(_row(f"LlamaIndex: screen {n.get('nodes')} retrieved nodes", n.get("batched_ms_per_retrieval"),
+                         "ms", n.get("naive_ms_per_retrieval"), n.get("speedup_batched_vs_naive"),
+                         f"one batched guard call vs one per node; {n.get('simulated_generation_ms')} ms simulated "
+                         "generation; ratio = speedup"))
+    q = r.get("query_engine") or {}
+    if "ratio_adapter_vs_hand_written" in q:
+        rows.append(_row("LlamaIndex query engine wrapper: time per query", q.get("adapter_us"), "us",
+                         q.get("baseline_us"), q.get("ratio_adapter_vs_hand_written"),
+                         f"added {q.get('added_us')} us/query vs the same checks by hand"))
+    g = r.get("guardrails") or {}
+    if "ratio_validator_alone_vs_direct" in g:
+        rows.append(_row("Guardrails validator alone vs direct guard call", g.get("validator_alone_us"), "us",
+                         g.get("baseline_us"), g.get("ratio_validator_alone_vs_direct"),
+                         f"Guard.validate adds {g.get('added_us_guard_validate')} us (mostly Guardrails itself)"))
+    return rows
+
+
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "llamaindex_guardrails": _llamaindex_guardrails_rows,
     "client": _client_rows,
     "langchain_overhead": _langchain_rows,
     "lite": _lite_rows,
