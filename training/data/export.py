@@ -34,13 +34,45 @@ from typing import Any
 
 from proguard_rails.errors import MissingDependencyError
 from proguard_rails.inputs import build_request
-from proguard_rails.protocol import RenderedPrompt, render
+from proguard_rails.protocol import ModalityTemplate, PromptTemplates, RenderedPrompt, render
 from proguard_rails.settings import ProGuardSettings
 from proguard_rails.taxonomy import Taxonomy
 
 from .schema import GuardSample, dumps_target, image_bytes
 
 _VERL_PLACEHOLDER_RE = re.compile(r"<(image|video)>", re.IGNORECASE)
+
+
+def compact_templates() -> PromptTemplates:
+    """Short prompt templates for CPU smoke runs on the tiny test model.
+
+    The released templates are ~1,300 tokens of instructions (~3,700 with the tiny model's
+    byte-level vocabulary), which makes CPU smoke steps slow. These keep the same answer
+    format and slots. Never train a real guard on them: the released checkpoints expect
+    the released templates (the default everywhere).
+    """
+    fmt = "\nThink inside <think></think>, then answer exactly:\n<answer>\nRequest:safe or unsafe\n"
+    return PromptTemplates(
+        text=ModalityTemplate("Judge the conversation. Policy:", fmt + "Response:safe or unsafe\n"
+                              "Category:None, an id C*S*, or a name\n</answer>",
+                              "User: {{HUMAN_USER}}\nAgent: {{AI_ASSISTANT}}"),
+        image=ModalityTemplate("Judge the image. Policy:", fmt + "Category:None, an id C*S*, or a name\n</answer>",
+                               "Judge this image.{{HUMAN_USER}}{{AI_ASSISTANT}}"),
+        text_image=ModalityTemplate("Judge the image and conversation. Policy:", fmt + "Response:safe or unsafe\n"
+                                    "Category:None, an id C*, or a name\n</answer>",
+                                    "User: {{HUMAN_USER}}\nAgent: {{AI_ASSISTANT}}"),
+    )
+
+
+def resolve_templates(templates: PromptTemplates | str | None) -> PromptTemplates | None:
+    """``None``/``"released"``: the released prompts; ``"compact"``: :func:`compact_templates`."""
+    if templates is None or isinstance(templates, PromptTemplates):
+        return templates
+    if templates == "released":
+        return None
+    if templates == "compact":
+        return compact_templates()
+    raise ValueError(f"unknown prompt templates {templates!r}; use released or compact")
 
 
 def _policy_cache(taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
@@ -52,22 +84,24 @@ def _policy_cache(taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
 
 
 def render_sample(sample: GuardSample, taxonomy: Taxonomy | None = None, *,
-                  settings: ProGuardSettings | None = None) -> RenderedPrompt:
+                  settings: ProGuardSettings | None = None,
+                  templates: PromptTemplates | str | None = None) -> RenderedPrompt:
     """The prompt for one sample, through the same request building and rendering as inference."""
     tax = taxonomy or Taxonomy.default()
     request = build_request(sample.request, sample.response if sample.response is not None else None,
                             [image_bytes(i) for i in sample.images], settings=settings)
     if request.modality != sample.modality:  # pragma: no cover - schema and core derive it the same way
         raise ValueError(f"sample {sample.id}: modality {sample.modality} vs request {request.modality}")
-    return render(request, sample.policy(tax))
+    return render(request, sample.policy(tax), templates=resolve_templates(templates))
 
 
-def _rows(samples: Iterable[GuardSample], taxonomy: Taxonomy, settings: ProGuardSettings | None):
+def _rows(samples: Iterable[GuardSample], taxonomy: Taxonomy, settings: ProGuardSettings | None,
+          templates: PromptTemplates | str | None):
     shown = _policy_cache(taxonomy)
+    tpl = resolve_templates(templates)
     for s in samples:
-        tax = shown(tuple(s.held_out))
         request = build_request(s.request, s.response, [image_bytes(i) for i in s.images], settings=settings)
-        yield s, render(request, tax), taxonomy
+        yield s, render(request, shown(tuple(s.held_out)), templates=tpl)
 
 
 def _readable(s: GuardSample, taxonomy: Taxonomy) -> dict[str, Any]:
@@ -85,15 +119,16 @@ def _readable(s: GuardSample, taxonomy: Taxonomy) -> dict[str, Any]:
 
 
 def to_trl_records(samples: Iterable[GuardSample], taxonomy: Taxonomy | None = None, *,
-                   settings: ProGuardSettings | None = None) -> list[dict[str, Any]]:
+                   settings: ProGuardSettings | None = None,
+                   templates: PromptTemplates | str | None = None) -> list[dict[str, Any]]:
     """Plain dict rows (images as encoded bytes); :func:`to_trl_dataset` wraps them."""
     tax = taxonomy or Taxonomy.default()
     out = []
-    for s, rp, _ in _rows(samples, tax, settings):
+    for s, rp in _rows(samples, tax, settings, templates):
         out.append({
             "prompt": [{"role": "system", "content": rp.system}, {"role": "user", "content": rp.user_text}],
             "images": [{"bytes": img.data, "path": None} for img in rp.images],
-            "ground_truth": dumps_target(s.reward_target(tax)),
+            "ground_truth": dumps_target({**s.reward_target(tax), "taxonomy": tax.fingerprint}),
             **_readable(s, tax),
         })
     return out
@@ -118,22 +153,23 @@ def trl_features():  # type: ignore[no-untyped-def]
 
 
 def to_trl_dataset(samples: Iterable[GuardSample], taxonomy: Taxonomy | None = None, *,
-                   settings: ProGuardSettings | None = None):  # type: ignore[no-untyped-def]
+                   settings: ProGuardSettings | None = None,
+                   templates: PromptTemplates | str | None = None):  # type: ignore[no-untyped-def]
     """A ``datasets.Dataset`` ready for ``GRPOTrainer(train_dataset=...)`` (see module docstring)."""
     try:
         from datasets import Dataset
     except ImportError as exc:  # pragma: no cover
         raise MissingDependencyError("datasets", "train", "the TRL export") from exc
-    records = to_trl_records(samples, taxonomy, settings=settings)
+    records = to_trl_records(samples, taxonomy, settings=settings, templates=templates)
     feats = trl_features()
     columns = {name: [r[name] for r in records] for name in feats}
     return Dataset.from_dict(columns, features=feats)
 
 
 def save_trl(samples: Iterable[GuardSample], path: str | Path, taxonomy: Taxonomy | None = None, *,
-             settings: ProGuardSettings | None = None) -> Path:
+             settings: ProGuardSettings | None = None, templates: PromptTemplates | str | None = None) -> Path:
     """Write the TRL dataset with ``save_to_disk`` (load with ``datasets.load_from_disk``)."""
-    ds = to_trl_dataset(samples, taxonomy, settings=settings)
+    ds = to_trl_dataset(samples, taxonomy, settings=settings, templates=templates)
     p = Path(path)
     ds.save_to_disk(str(p))
     return p
@@ -151,11 +187,12 @@ def _inert(text: str) -> tuple[str, int]:
 
 
 def to_verl_rows(samples: Sequence[GuardSample], taxonomy: Taxonomy | None = None, *, split: str = "train",
-                 data_source: str = "proguard", settings: ProGuardSettings | None = None) -> list[dict[str, Any]]:
+                 data_source: str = "proguard", settings: ProGuardSettings | None = None,
+                 templates: PromptTemplates | str | None = None) -> list[dict[str, Any]]:
     """verl rows (see module docstring); ``data_source`` is what verl groups validation metrics by."""
     tax = taxonomy or Taxonomy.default()
     rows = []
-    for index, (s, rp, _) in enumerate(_rows(samples, tax, settings)):
+    for index, (s, rp) in enumerate(_rows(samples, tax, settings, templates)):
         user, n_inert = _inert(rp.user_text)
         system, n_sys = _inert(rp.system)
         target = s.reward_target(tax)
@@ -170,7 +207,7 @@ def to_verl_rows(samples: Sequence[GuardSample], taxonomy: Taxonomy | None = Non
             ],
             "images": [{"bytes": img.data} for img in rp.images] or None,
             "ability": "safety",
-            "reward_model": {"style": "rule", "ground_truth": dumps_target(target)},
+            "reward_model": {"style": "rule", "ground_truth": dumps_target({**target, "taxonomy": tax.fingerprint})},
             "extra_info": {
                 "index": index,
                 "split": split,
@@ -213,14 +250,16 @@ def verl_schema():  # type: ignore[no-untyped-def]
 
 def write_verl_parquet(samples: Sequence[GuardSample], path: str | Path, taxonomy: Taxonomy | None = None, *,
                        split: str = "train", data_source: str = "proguard",
-                       settings: ProGuardSettings | None = None) -> Path:
+                       settings: ProGuardSettings | None = None,
+                       templates: PromptTemplates | str | None = None) -> Path:
     """Write verl's parquet (``data.train_files=...``); pyarrow is the only dependency."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover
         raise MissingDependencyError("pyarrow", "train", "the verl export") from exc
-    rows = to_verl_rows(samples, taxonomy, split=split, data_source=data_source, settings=settings)
+    rows = to_verl_rows(samples, taxonomy, split=split, data_source=data_source, settings=settings,
+                        templates=templates)
     table = pa.Table.from_pylist(rows, schema=verl_schema())
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +272,9 @@ def load_ground_truth(value: str | dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "compact_templates",
     "load_ground_truth",
+    "resolve_templates",
     "render_sample",
     "save_trl",
     "to_trl_dataset",

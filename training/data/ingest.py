@@ -9,6 +9,7 @@ the file format. Records that cannot be used raise with the file and row (``erro
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -72,7 +73,9 @@ def _images(value: Any, mapping: LabelMapping, base: Path | None) -> list[Any]:
         elif isinstance(item, (bytes, bytearray)):
             out.append(bytes(item))
         elif isinstance(item, dict):
-            if item.get("bytes"):
+            if isinstance(item.get("b64"), str):  # written by training.data.write_samples
+                out.append(base64.b64decode(item["b64"]))
+            elif item.get("bytes"):
                 out.append(bytes(item["bytes"]))
             elif item.get("path"):
                 out.append(mapping.resolve_image(str(item["path"]), base))

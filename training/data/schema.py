@@ -22,13 +22,14 @@ Conventions:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from proguard_rails.taxonomy import Taxonomy, normalize_id
 from proguard_rails.verdict import Modality
@@ -48,7 +49,7 @@ def _content_modality(request: str, response: str | None, images: Sequence[Any])
 class GuardSample(BaseModel):
     """A labelled example for training a guard (see the module docstring for conventions)."""
 
-    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64", validate_assignment=False)
+    model_config = ConfigDict(validate_assignment=False)
 
     id: str = Field("", description="stable id; derived from the content when empty")
     request: str = Field("", description="the user's text (empty for image-only samples)")
@@ -100,7 +101,9 @@ class GuardSample(BaseModel):
             if isinstance(item, Path):
                 out.append(str(item))
             elif isinstance(item, dict):  # HF datasets / verl style {"bytes": ..., "path": ...}
-                if item.get("bytes"):
+                if isinstance(item.get("b64"), str):  # our JSON form (see _images_json)
+                    out.append(base64.b64decode(item["b64"]))
+                elif item.get("bytes"):
                     out.append(bytes(item["bytes"]))
                 elif item.get("path"):
                     out.append(str(item["path"]))
@@ -109,6 +112,11 @@ class GuardSample(BaseModel):
             else:
                 out.append(item)
         return out
+
+    @field_serializer("images", when_used="json")
+    def _images_json(self, images: list[ImageRef]) -> list[Any]:
+        # Tag bytes so a base64 payload is never mistaken for a file path when read back.
+        return [{"b64": base64.b64encode(i).decode("ascii")} if isinstance(i, bytes) else i for i in images]
 
     @model_validator(mode="after")
     def _derive(self) -> GuardSample:
@@ -205,7 +213,7 @@ def image_bytes(img: ImageRef) -> bytes:
 
 
 def write_samples(samples: Iterable[GuardSample], path: str | Path) -> Path:
-    """Write samples as JSONL in this schema (image bytes as base64, paths as they are)."""
+    """Write samples as JSONL in this schema (image bytes as ``{"b64": ...}``, paths as they are)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with p.open("w", encoding="utf-8") as fh:

@@ -28,15 +28,16 @@ The rule, per completion (``R`` = the sum of the components, 0 if the gate fails
     mode.
 
 ``out_of_policy`` (held-out samples)
-    Only when the answer says unsafe. An id, or a name of an entry the shown policy
-    lists (force-fitting), 0. A free-text name 0.5 plus a similarity bonus against the
+    Only when the answer says unsafe. An id (alone or inside the text), or a name of an
+    entry the shown policy lists (force-fitting), 0. A free-text name 0.5 plus a similarity bonus against the
     target name and its synonym bank: with ``best`` and ``mean`` the max and mean cosine
     similarity, ``bonus = max((best - 0.7) / 0.3 * 0.5, (mean - 0.6) / 0.4 * 0.5)`` when
     positive, so the component ranges 0.5 - 1.0.
 
 Components that do not apply to a sample are ``None`` (TRL averages them over the
 samples they apply to): ``response_label`` on images, ``category`` on safe and held-out
-samples, ``out_of_policy`` on in-policy samples.
+samples and on unsafe samples whose category is unknown, ``out_of_policy`` on in-policy
+samples.
 
 Image samples and the original code. The original reward returned early when either the
 ground truth or the answer was safe/safe, judged by request *and* response labels. Image
@@ -60,6 +61,9 @@ from proguard_rails.errors import AnswerParseError
 from proguard_rails.protocol import parse_answer
 from proguard_rails.taxonomy import Taxonomy, normalize_id
 from proguard_rails.verdict import Modality, Verdict
+
+# An id inside a free-text answer ("C3S1, C8S1", "maybe C3") is still force-fitting.
+_ID_IN_TEXT = re.compile(r"\bC\d+(?:S\d+)?\b", re.IGNORECASE)
 
 COMPONENTS: tuple[str, ...] = ("format", "request_label", "response_label", "category", "out_of_policy")
 
@@ -293,7 +297,8 @@ class RewardScorer:
         need: list[int] = []
         for i, (p, g) in enumerate(zip(parsed, tgts, strict=True)):
             if (p.ok and g.out_of_policy and g.unsafe and p.pred_unsafe and p.verdict is not None
-                    and p.verdict.category_id is None and p.verdict.description and g.bank):
+                    and p.verdict.category_id is None and p.verdict.description and g.bank
+                    and not _ID_IN_TEXT.search(p.verdict.description)):
                 need.append(i)
         sims: dict[int, list[float]] = {}
         if need and self.embedder is not None:
@@ -313,7 +318,7 @@ class RewardScorer:
         w = self.weights
         image = g.modality == Modality.IMAGE
         na_response = image
-        na_category = not g.unsafe or g.out_of_policy
+        na_category = not g.unsafe or g.out_of_policy or g.category is None
         na_ood = not g.out_of_policy
         if not p.ok or p.verdict is None:
             return RewardBreakdown(
@@ -341,7 +346,7 @@ class RewardScorer:
                     cat = w.category_other
         if not na_ood:
             ood = 0.0
-            if both_unsafe and v.category_id is None and v.description:
+            if both_unsafe and v.category_id is None and v.description and not _ID_IN_TEXT.search(v.description):
                 ood = w.ood_base
                 if sims:
                     ood += w.bonus(sims)
