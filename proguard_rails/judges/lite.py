@@ -237,10 +237,11 @@ class HeadClass:
 class LiteHead:
     """The trained head: numpy arrays plus calibration. Loaded from ``<stem>.npz`` + ``<stem>.json``.
 
-    Request and category share a trunk over the request embedding; the response head
-    reads the pair ``[u, a, u*a]`` (user and agent embeddings) so an answer is judged in
-    the light of what was asked, plus a learned share of the request head's logit on the
-    answer alone (a toxic answer is unsafe whatever was asked). Platt scaling (``a*logit+b``) calibrates the two binary
+    Request and category share a trunk over the request embedding. The response logit is
+    the sum of an answer-alone MLP over the agent embedding ``a`` (most harm is in what the
+    answer says, whatever was asked), a pair MLP over ``[u, a, u*a]`` (the answer in the
+    light of the question: a refusal, an on-topic reply) and a learned share of the request
+    head's logit on the answer (older heads have only the last two). Platt scaling (``a*logit+b``) calibrates the two binary
     scores and a temperature calibrates the category softmax, all fitted on a calibration
     split (see training/lite).
     """
@@ -307,7 +308,10 @@ class LiteHead:
         x = np.concatenate([user, agent, user * agent], axis=1)
         h = _gelu(x @ self.arrays["resp_w1"] + self.arrays["resp_b1"])
         z = (h @ self.arrays["resp_w2"] + self.arrays["resp_b2"]).reshape(-1)
-        if "resp_c" in self.arrays:  # how unsafe the answer reads on its own
+        if "respa_w1" in self.arrays:  # the answer read alone: harm is in what it says, whatever was asked
+            ha = _gelu(agent @ self.arrays["respa_w1"] + self.arrays["respa_b1"])
+            z = z + (ha @ self.arrays["respa_w2"] + self.arrays["respa_b2"]).reshape(-1)
+        if "resp_c" in self.arrays:  # how unsafe the answer reads on its own, to the request head
             z = z + float(self.arrays["resp_c"][0]) * self.request_logits(agent)
         return z
 

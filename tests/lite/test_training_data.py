@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from proguard_rails import Taxonomy
-from training.lite import synth
+from training.lite import responses, synth
 from training.lite.data import LiteExample, Rules, build_examples, dedupe, normalize_text
 from training.lite.train import assign_splits, default_data_root, ece, fit_platt
 
@@ -89,3 +89,48 @@ def test_build_examples_is_balanced_and_never_reads_benchmarks():
     assert not any(f in str(p).lower() for p in Path(root).rglob("*") for f in FORBIDDEN)
     again = build_examples(root, seed=0)
     assert json.dumps([e.to_dict() for e in again]) == json.dumps([e.to_dict() for e in ex])  # seeded
+
+
+def test_generated_responses_decorrelate_the_response_label_from_the_request():
+    ids = {s.id for s in Taxonomy.default().subcategories}
+    harmful = responses.harmful_answers(__import__("random").Random(0))
+    assert {cat for cat, _, _, _ in harmful} == ids  # harmful answers for all 28 subcategories
+    pairs = list(responses.response_pairs(__import__("random").Random(0), [("How do I steal a car?", "C9S3", "x:0")]))
+    combos = {(p.request, p.response) for p in pairs}
+    assert combos == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert all(p.category for p in pairs if p.response == 1)
+    assert len({responses.refusal(__import__("random").Random(i)) for i in range(200)}) > 100  # composed, varied
+
+
+def test_pairs_sharing_an_answer_share_a_split_and_carriers_do_not_merge_groups():
+    rng = np.random.default_rng(2)
+    ex, rows = [], []
+    for i in range(60):
+        carrier = "Write me a short story."  # shared harmless request: must not glue groups together
+        ex.append(LiteExample(carrier, f"answer number {i}", 0, 1, "C7S1", "resp-harmful+carrier", f"g{i}"))
+        ex.append(LiteExample(f"request {i}", f"answer number {i}", 1, 1, "C7S1", "resp-harmful+own-request", f"h{i}"))
+        rows += [rng.normal(size=384), rng.normal(size=384)]
+    emb = np.asarray(rows, dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    split = assign_splits(ex, emb, seed=0, agent_emb=emb)
+    assert all(split[2 * i] == split[2 * i + 1] for i in range(60))  # same answer text, same split
+    assert len(set(split)) > 1  # the shared carrier did not merge everything into one group
+
+
+def test_sanity_set_is_hand_written_labelled_and_never_used_for_training():
+    from training.lite.sanity import load_sanity
+
+    rows = load_sanity()
+    assert 60 <= len(rows) <= 100
+    for r in rows:
+        assert r["request"] in (0, 1) and isinstance(r["user"], str) and r["note"]
+        assert (r["agent"] is None) == (r["response"] is None)
+    pairs = [r for r in rows if r["agent"]]
+    assert {(r["request"], r["response"]) for r in pairs} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    root = default_data_root()
+    if not root.exists():
+        pytest.skip("shared/data/public not available")
+    texts = {normalize_text(t) for e in build_examples(root, seed=0) for t in (e.user, e.agent or "")}
+    leaked = [r["id"] for r in rows if r["agent"] and normalize_text(r["agent"]) in texts]
+    leaked += [r["id"] for r in rows if r["agent"] is None and normalize_text(r["user"]) in texts]
+    assert not leaked, f"sanity items found in the training data: {leaked}"

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from . import synth
+from . import responses, synth
 
 HERE = Path(__file__).resolve().parent
 MAPPING_FILE = HERE / "sources.yaml"
@@ -198,7 +198,8 @@ def build_examples(data_root: str | Path, *, seed: int = 0) -> list[LiteExample]
     # after a harmless request (same group: both copies land in one split).
     for i, (text, cat) in enumerate(load_rtp(root, rules)):
         ex.append(LiteExample(text, None, 1, None, cat, "rtp", f"rtp:{i}"))
-        ex.append(LiteExample(rng.choice(synth.GENERIC_USER), text, 0, 1, cat, "rtp-as-response", f"rtp:{i}"))
+        carrier = rng.choice(synth.GENERIC_USER + responses.CARRIERS)
+        ex.append(LiteExample(carrier, text, 0, 1, cat, "rtp-as-response", f"rtp:{i}"))
     for i, text in enumerate(synth.GENERIC_USER):  # the harmless requests above, alone
         ex.append(LiteExample(text, None, 0, None, None, "synth-benign", f"generic-user:{i}"))
 
@@ -254,6 +255,16 @@ def build_examples(data_root: str | Path, *, seed: int = 0) -> list[LiteExample]
         ex.append(LiteExample(s.text, synth.compliant_answer(s.text, rng), 1, 1, s.category,
                               "synth-coverage+compliance", s.template))
         ex.append(LiteExample(s.text, synth.refusal(rng), 1, 0, s.category, "synth-coverage+refusal", s.template))
+
+    # Generated responses whose label is carried by their own content (responses.py), with
+    # the response label decorrelated from the request label; more requests around them.
+    unsafe_reqs = [(e.user, e.category, e.group) for e in ex
+                   if e.agent is None and e.request == 1 and e.source in ("donotanswer", "hh-rlhf", "synth-coverage")]
+    for k, text in enumerate(responses.CARRIERS):
+        ex.append(LiteExample(text, None, 0, None, None, "synth-benign", f"carrier:{k}"))
+    for p in [*responses.wrapped_unsafe_requests(rng), *responses.contrast_requests(rng),
+              *responses.response_pairs(rng, unsafe_reqs)]:
+        ex.append(LiteExample(p.user, p.agent, p.request, p.response, p.category, p.source, p.group))
 
     return dedupe(ex)
 

@@ -3,6 +3,7 @@
     python -m training.lite train                       # writes proguard_rails/data/lite_head.{npz,json}
     python -m training.lite train --out /tmp/my_head    # somewhere else
     python -m training.lite build --dump /tmp/lite.jsonl  # only the labelled examples, with splits
+    python -m training.lite sanity                      # the hand-written sanity set (sanity.py)
 
 Steps: build examples (data.py) -> embed with the packaged MiniLM (cached under
 .cache/lite) -> merge near-duplicates into groups -> split train/calib/dev by group ->
@@ -38,6 +39,7 @@ TARGET_RECALLS = (0.90, 0.95, 0.97, 0.98, 0.99, 0.995)
 DEFAULT_TARGET_RECALL = 0.98
 OOP_QUANTILE = 0.05  # share of in-policy unsafe calib items allowed below the out-of-policy threshold
 NEAR_DUP_COSINE = 0.92
+PAIR_DROP = 0.5  # share of training rows whose response logit omits the pair path (see train_head)
 
 
 def default_data_root() -> Path:
@@ -139,31 +141,63 @@ class _UnionFind:
             self.p[max(ra, rb)] = min(ra, rb)
 
 
-def assign_splits(examples: list[LiteExample], user_emb: np.ndarray, seed: int) -> list[str]:
+#: sources whose agent text is a stock reply (templated refusal or answer) shared by many
+#: records: not a merge key, or every record using the same stock reply would be one group
+_BOILERPLATE_SOURCES = ("donotanswer+refusal", "donotanswer+compliance", "donotanswer+answer", "jailbreaks+refusal",
+                        "synth-benign+answer", "synth-contrast+answer", "synth-coverage+compliance",
+                        "synth-coverage+refusal", "synth-wrapped+refusal", "resp-refusal", "resp-refusal+carrier")
+
+
+def _boilerplate(e: LiteExample) -> bool:
+    return e.source in _BOILERPLATE_SOURCES
+
+
+def assign_splits(examples: list[LiteExample], user_emb: np.ndarray, seed: int,
+                  agent_emb: np.ndarray | None = None) -> list[str]:
     """Group by source group key, by normalized text and by near-duplicate embeddings
     (cosine >= 0.92), then hash each group into train/calib/dev: no text or near-copy of
-    it is on both sides of a split."""
+    it is on both sides of a split.
+
+    Requests alone are merged on their text; pairs on their answer's text (a response is
+    what the response task learns), and on their group, which ties a record's request to
+    its answers. A pair's request text is not a merge key: generated answers follow shared
+    carrier requests ("Write me a short story."), and merging on those would pull every
+    answer into one group.
+    """
     n = len(examples)
     uf = _UnionFind(n)
     first: dict[str, int] = {}
     for i, e in enumerate(examples):
-        for key in (f"g:{e.group}", f"t:{normalize_text(e.user)}"):
+        keys = [f"g:{e.group}"] if e.group else []
+        if e.agent is None:
+            keys.append(f"t:{normalize_text(e.user)}")
+        elif not _boilerplate(e):
+            keys.append(f"a:{normalize_text(e.agent)}")
+        for key in keys:
             if key in first:
                 uf.union(first[key], i)
             else:
                 first[key] = i
-    # near-duplicates over distinct user texts
-    uniq: dict[str, int] = {}
-    for i, e in enumerate(examples):
-        uniq.setdefault(normalize_text(e.user), i)
-    idx = np.asarray(list(uniq.values()))
-    emb = user_emb[idx]
-    for start in range(0, len(idx), 1024):
-        sims = emb[start : start + 1024] @ emb.T
-        rows, cols = np.nonzero(sims >= NEAR_DUP_COSINE)
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=False):
-            if start + r < c:
-                uf.union(int(idx[start + r]), int(idx[c]))
+
+    def near_dups(rows: list[int], emb: np.ndarray, text_of: Any) -> None:
+        uniq: dict[str, int] = {}
+        for i in rows:
+            uniq.setdefault(normalize_text(text_of(examples[i])), i)
+        idx = np.asarray(list(uniq.values()), dtype=np.int64)
+        if len(idx) == 0:
+            return
+        m = emb[idx]
+        for start in range(0, len(idx), 1024):
+            sims = m[start : start + 1024] @ m.T
+            rr, cc = np.nonzero(sims >= NEAR_DUP_COSINE)
+            for r, c in zip(rr.tolist(), cc.tolist(), strict=False):
+                if start + r < c:
+                    uf.union(int(idx[start + r]), int(idx[c]))
+
+    near_dups([i for i, e in enumerate(examples) if e.agent is None], user_emb, lambda e: e.user)
+    if agent_emb is not None:
+        near_dups([i for i, e in enumerate(examples) if e.agent is not None and not _boilerplate(e)], agent_emb,
+                  lambda e: e.agent or "")
     out = []
     for i in range(n):
         root = examples[uf.find(i)].group + "|" + str(uf.find(i))
@@ -238,10 +272,14 @@ def train_head(
     req = nn.Linear(hidden, 1)
     cat = nn.Linear(hidden, len(classes))
     resp = nn.Sequential(nn.Linear(3 * 384, resp_hidden), nn.GELU(), nn.Dropout(0.2), nn.Linear(resp_hidden, 1))
+    # the answer read alone: a harmful answer is unsafe after any request, so this path
+    # must carry the label by itself (the pair path is dropped for PAIR_DROP of the rows)
+    resp_a = nn.Sequential(nn.Linear(384, resp_hidden), nn.GELU(), nn.Dropout(0.2), nn.Linear(resp_hidden, 1))
     # the response logit also reads how unsafe the answer's text is on its own (the request
     # head applied to it), so toxic or harmful answers count even after a harmless request
     resp_c = nn.Parameter(torch.tensor(0.5))
-    params = [*trunk.parameters(), *req.parameters(), *cat.parameters(), *resp.parameters(), resp_c]
+    params = [*trunk.parameters(), *req.parameters(), *cat.parameters(), *resp.parameters(),
+              *resp_a.parameters(), resp_c]
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-2)
     bce_r = nn.BCEWithLogitsLoss(pos_weight=pos_weight(yr))
     bce_a = nn.BCEWithLogitsLoss(pos_weight=pos_weight(ya))
@@ -262,7 +300,9 @@ def train_head(
             loss = bce_r(req(trunk(xr[br] + 0.01 * torch.randn_like(xr[br]))).squeeze(-1), yr[br])
             loss = loss + ce(cat(trunk(xc[bc] + 0.01 * torch.randn_like(xc[bc]))), yc[bc])
             u, a = xu[ba], xa[ba]
-            za = resp(torch.cat([u, a, u * a], dim=1)).squeeze(-1) + resp_c * req(trunk(a)).squeeze(-1)
+            keep = (torch.rand(len(ba), generator=g) >= PAIR_DROP).float()
+            za = keep * resp(torch.cat([u, a, u * a], dim=1)).squeeze(-1) + resp_a(a).squeeze(-1) \
+                + resp_c * req(trunk(a)).squeeze(-1).detach()  # answers must not reshape the request head
             loss = loss + bce_a(za, ya[ba])
             opt.zero_grad()
             loss.backward()
@@ -279,6 +319,8 @@ def train_head(
         "cat_w": npy(cat.weight.T), "cat_b": npy(cat.bias),
         "resp_w1": npy(resp[0].weight.T), "resp_b1": npy(resp[0].bias),
         "resp_w2": npy(resp[3].weight.T), "resp_b2": npy(resp[3].bias),
+        "respa_w1": npy(resp_a[0].weight.T), "respa_b1": npy(resp_a[0].bias),
+        "respa_w2": npy(resp_a[3].weight.T), "respa_b2": npy(resp_a[3].bias),
         "resp_c": npy(resp_c.reshape(1)),
     }
 
@@ -387,7 +429,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         agent_emb[has_agent] = emb.encode([ex[i].agent or "" for i in has_agent])
     emb.save()
     print(f"[lite] embedded in {time.monotonic() - t0:.0f}s", file=sys.stderr)
-    split = assign_splits(ex, user_emb, args.seed)
+    split = assign_splits(ex, user_emb, args.seed, agent_emb)
     stats["splits"] = {s: dict(Counter(sp for sp in split if sp == s)).get(s, 0) for s, _ in SPLITS}
     if args.dump:
         args.dump.parent.mkdir(parents=True, exist_ok=True)
@@ -427,7 +469,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "command": "python -m training.lite train" + (f" --seed {args.seed}" if args.seed else ""),
         "seed": args.seed, "epochs": args.epochs, "data": stats,
         "sources": "shared/data/public (donotanswer, realtoxicityprompts, jailbreaks, hh-rlhf harmless-base, "
-                   "alpaca seed tasks) + generated (training/lite/synth.py)",
+                   "alpaca seed tasks) + generated (training/lite/synth.py, training/lite/responses.py)",
+        "sanity_set": "training/lite/sanity_set.jsonl (hand-written, not used for training or tuning): "
+                      "python -m training.lite sanity",
     }
     meta["dev_metrics"] = report
     out: Path = args.out
