@@ -97,8 +97,8 @@ class NetworkDetector:
                 det._refuse("getaddrinfo", host)
             return orig_gai(host, *args, **kwargs)
 
-        socket.socket.connect = connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+        socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
         socket.create_connection = create_connection  # type: ignore[assignment]
         socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
 
@@ -107,8 +107,8 @@ class NetworkDetector:
             self._depth -= 1
             if self._depth > 0:
                 return
-        socket.socket.connect = self._saved["connect"]  # type: ignore[method-assign]
-        socket.socket.connect_ex = self._saved["connect_ex"]  # type: ignore[method-assign]
+        socket.socket.connect = self._saved["connect"]  # type: ignore[method-assign,assignment]
+        socket.socket.connect_ex = self._saved["connect_ex"]  # type: ignore[method-assign,assignment]
         socket.create_connection = self._saved["create_connection"]  # type: ignore[assignment]
         socket.getaddrinfo = self._saved["getaddrinfo"]  # type: ignore[assignment]
 
