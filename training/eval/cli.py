@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", help="published figures YAML (default: the shipped paper_results.yaml)")
     parser.add_argument("--no-reference", action="store_true", help="do not place published figures beside ours")
     parser.add_argument("--no-figures", action="store_true", help="no PNG figures")
+    parser.add_argument("--no-predictions", action="store_true", help="do not write predictions/*.jsonl")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--title", default="Evaluation report", help="report title")
     parser.add_argument("--note", action="append", default=[], help="a line added to the report header")
@@ -150,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         results = asyncio.run(_main())
         reference = {} if args.no_reference else load_reference(args.reference)
         paths = write_report(results, args.out, reference=reference, command=command_line(),
-                             figures=not args.no_figures, title=args.title, notes=args.note)
+                             figures=not args.no_figures, predictions=not args.no_predictions,
+                             title=args.title, notes=args.note)
     except (ProGuardError, ValueError, OSError) as exc:
         print(f"proguard-rails eval: {exc}", file=sys.stderr)
         return 2

@@ -88,10 +88,12 @@ def write_report(
     reference: Mapping[str, Any] | None = None,
     command: str | None = None,
     figures: bool = True,
+    predictions: bool = True,
     title: str = "Evaluation report",
     notes: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """Write results.json, predictions/, report.md and figures/*.png under ``out_dir``."""
+    """Write results.json, predictions/ (one JSONL per judge and dataset), report.md and
+    figures/*.png under ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ref = dict(reference or {})
@@ -102,7 +104,8 @@ def write_report(
     paths: dict[str, Path] = {}
     paths["json"] = out / "results.json"
     paths["json"].write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    paths["predictions"] = _write_predictions(results, out / "predictions")
+    if predictions:
+        paths["predictions"] = _write_predictions(results, out / "predictions")
     figs: dict[str, list[Path]] = {}
     if figures:
         figs = write_figures(results, out / "figures", reference=ref)
@@ -356,7 +359,7 @@ def write_figures(results: EvalResults, folder: str | Path, *,
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels([f"{ds}\n{label}" for ds, label, _ in groups], rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("percent")
-        ax.set_ylim(0, 105)
+        ax.set_ylim(0, 108)
         ax.set_title("Measured (solid) and published (hatched) figures" if ref_models else "Measured figures")
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
@@ -390,7 +393,7 @@ def write_figures(results: EvalResults, folder: str | Path, *,
         ax.set_xticks(range(len(cats)))
         ax.set_xticklabels([f"{c} {names.get(c, '')[:18]}\n(n={counts[c]})" for c in cats], rotation=35,
                            ha="right", fontsize=7)
-        ax.set_ylim(0, 100)
+        ax.set_ylim(0, 108)
         ax.set_ylabel("main-category accuracy (%)")
         ax.set_title(f"{ds}: categorization accuracy by gold category")
         ax.legend(fontsize=8)

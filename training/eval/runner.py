@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from proguard_rails.errors import InputError, ProGuardError, UnjudgeableInputError
+from proguard_rails.errors import (
+    ConfigurationError,
+    InputError,
+    MissingDependencyError,
+    ProGuardError,
+    UnjudgeableInputError,
+)
 from proguard_rails.inputs import GuardRequest, build_request
 from proguard_rails.judges.base import Judge
 from proguard_rails.scan import as_guard
@@ -128,6 +134,17 @@ class Evaluator:
         if batch_size < 1 or max_inflight < 1:
             raise ValueError("batch_size and max_inflight must be at least 1")
         self.judges = {name: _judge_and_settings(obj) for name, obj in judges.items()}
+        seen: dict[str, tuple[str, Any]] = {}
+        for name, (judge, _) in self.judges.items():
+            ident = judge.identity()
+            original = judges[name]
+            if ident in seen and seen[ident][1] is not original:
+                # predictions are cached by identity: two different judges would share answers
+                raise ConfigurationError(
+                    f"judges {seen[ident][0]!r} and {name!r} have the same identity {ident!r}; give them "
+                    "distinct identities (another model name or backend name) so their predictions stay apart"
+                )
+            seen[ident] = (name, original)
         self.taxonomy = taxonomy or Taxonomy.default()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.batch_size = batch_size
@@ -208,7 +225,12 @@ class Evaluator:
                     else:
                         requests.append((i, req, key))
                 if requests:
-                    judged = await judge.ajudge_batch([r for _, r, _ in requests], tax)
+                    try:
+                        judged = await judge.ajudge_batch([r for _, r, _ in requests], tax)
+                    except (ConfigurationError, MissingDependencyError):
+                        raise  # a setup problem: every query would fail the same way
+                    except ProGuardError as exc:  # a judge that raised for the whole batch
+                        judged = [exc] * len(requests)
                     if len(judged) != len(requests):
                         raise ProGuardError(f"judge {judge_name} returned {len(judged)} results for {len(requests)}")
                     rows = []
@@ -223,6 +245,9 @@ class Evaluator:
             bar.update(len(idxs))
 
         start = time.monotonic()
+        warmup = getattr(judge, "warmup", None)
+        if callable(warmup) and len(cache) < len(queries):
+            await asyncio.to_thread(warmup)  # a missing model fails here, once, not as N errors
         try:
             await asyncio.gather(*(run_chunk(h, c) for h, c in chunks))
         finally:
