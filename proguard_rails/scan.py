@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._io import iter_jsonl
 from .errors import ConfigurationError, MissingDependencyError, ProGuardError
 from .guard import ProGuard
 from .policy import Policy
@@ -215,15 +216,8 @@ def _value_text(v: Any) -> str:
 def _iter_table_rows(path: Path) -> Iterator[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigurationError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-                yield obj if isinstance(obj, dict) else {"text": obj}
+        for _lineno, obj in iter_jsonl(path):
+            yield obj if isinstance(obj, dict) else {"text": obj}
     elif suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         for obj in data if isinstance(data, list) else [data]:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from proguard_rails._io import iter_jsonl as _iter_jsonl_lines
 from proguard_rails.errors import ConfigurationError, MissingDependencyError
 from proguard_rails.taxonomy import Taxonomy
 
@@ -185,17 +186,10 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
             data = next((v for v in data.values() if isinstance(v, list)), [data])
         yield from (d for d in data if isinstance(d, dict))
         return
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{p}:{lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise ValueError(f"{p}:{lineno}: expected a JSON object per line")
-            yield obj
+    for lineno, obj in _iter_jsonl_lines(p):
+        if not isinstance(obj, dict):
+            raise ValueError(f"{p}:{lineno}: expected a JSON object per line")
+        yield obj
 
 
 def iter_csv(path: str | Path) -> Iterator[dict[str, Any]]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proguard_rails._io import iter_jsonl
 from proguard_rails.errors import ConfigurationError, MissingDependencyError
 from proguard_rails.taxonomy import Taxonomy
 
@@ -38,15 +39,8 @@ def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
         raise ConfigurationError(f"dataset file {p} does not exist")
     suffix = "".join(s for s in p.suffixes[-2:] if s != ".gz").lower() or p.suffix.lower()
     if suffix.endswith(".jsonl") or suffix.endswith(".ndjson"):
-        with p.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigurationError(f"{p}:{lineno}: invalid JSON ({exc.msg})") from exc
-                yield obj if isinstance(obj, dict) else {"value": obj}
+        for _lineno, obj in iter_jsonl(p):
+            yield obj if isinstance(obj, dict) else {"value": obj}
     elif suffix.endswith(".json"):
         data = json.loads(p.read_text(encoding="utf-8"))
         if isinstance(data, dict):
