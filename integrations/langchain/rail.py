@@ -171,7 +171,23 @@ class _Window:
 
 
 # ------------------------------------------------------------------------------ the rail
-class ProGuardRail(RunnableSerializable[Any, Any]):
+class _StreamsThroughTransform:
+    """``stream``/``astream`` of one input go through ``transform``/``atransform``, where the
+    judging windows live, so every streaming path releases only judged text."""
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
+        yield from self.transform(iter([input]), config, **kwargs)  # type: ignore[attr-defined]
+
+    async def astream(self, input: Any, config: RunnableConfig | None = None,
+                      **kwargs: Any) -> AsyncIterator[Any]:
+        async def one() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self.atransform(one(), config, **kwargs):  # type: ignore[attr-defined]
+            yield chunk
+
+
+class ProGuardRail(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
     """Screens a chain's input or output with ProGuard; a langchain-core Runnable.
 
     Args:
@@ -413,17 +429,6 @@ class ProGuardRail(RunnableSerializable[Any, Any]):
         return _finish_batch(outs, return_exceptions)
 
     # ------------------------------------------------------------------ streaming
-    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
-        yield from self.transform(iter([input]), config, **kwargs)
-
-    async def astream(self, input: Any, config: RunnableConfig | None = None,
-                      **kwargs: Any) -> AsyncIterator[Any]:
-        async def one() -> AsyncIterator[Any]:
-            yield input
-
-        async for chunk in self.atransform(one(), config, **kwargs):
-            yield chunk
-
     def transform(self, input: Iterator[Any], config: RunnableConfig | None = None,
                   **kwargs: Any) -> Iterator[Any]:
         """Streamed text is released only after it was judged (windows, or the whole stream)."""
@@ -586,7 +591,7 @@ async def _adrive(rm: AsyncCallbackManagerForChainRun, inner: AsyncIterator[Any]
 
 
 # ------------------------------------------------------------------------------ around
-class ProGuardGuarded(RunnableSerializable[Any, Any]):
+class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
     """``ProGuardRail.around(chain)``: input screened, chain run, request and answer judged together.
 
     Built by ``ProGuardRail.around``; the rail's settings (``on_block``, ``refusal``,
@@ -801,17 +806,6 @@ class ProGuardGuarded(RunnableSerializable[Any, Any]):
         return _finish_batch(outs, return_exceptions)
 
     # ------------------------------------------------------------------ streaming
-    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
-        yield from self.transform(iter([input]), config, **kwargs)
-
-    async def astream(self, input: Any, config: RunnableConfig | None = None,
-                      **kwargs: Any) -> AsyncIterator[Any]:
-        async def one() -> AsyncIterator[Any]:
-            yield input
-
-        async for chunk in self.atransform(one(), config, **kwargs):
-            yield chunk
-
     def transform(self, input: Iterator[Any], config: RunnableConfig | None = None,
                   **kwargs: Any) -> Iterator[Any]:
         """The input is read whole and judged first; the chain's stream is then windowed."""
