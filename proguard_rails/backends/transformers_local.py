@@ -766,7 +766,61 @@ def _trim_after_eos(row: list[int], eos: set[int]) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 
 
-class TransformersBackend(Backend):
+class WorkerBackend(Backend):
+    """Shared plumbing of the in-process backends: prompts go to the model's worker thread as
+    futures; async callers await them without blocking the loop; closing drops this backend's
+    reference to the shared model or engine. Subclasses set ``_shared`` (with ``.worker`` and
+    ``.stats``), ``_finalizer``, ``timeout`` and implement ``submit``."""
+
+    _shared: Any
+    _finalizer: Any
+    _closed: bool = False
+    timeout: float | None = None
+
+    def submit(self, prompts: Sequence[RenderedPrompt]) -> list[concurrent.futures.Future[Generation]]:
+        raise NotImplementedError
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters of the shared model or engine and of its worker."""
+        w = self._shared.worker
+        return {**self._shared.stats, "worker_batches": w.batches, "worker_items": w.items,
+                "largest_batch": w.largest_batch}
+
+    async def agenerate(self, prompt: RenderedPrompt) -> Generation:
+        (result,) = await self.agenerate_batch([prompt])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def agenerate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
+        if not prompts:
+            return []
+        return await await_futures(self.submit(prompts), self.timeout)
+
+    def generate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
+        """Blocking batch generation for scripts (works from any thread, no event loop needed)."""
+        if not prompts:
+            return []
+        return wait_futures(self.submit(prompts), self.timeout)
+
+    def generate(self, prompt: RenderedPrompt) -> Generation:
+        (result,) = self.generate_batch([prompt])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def aclose(self) -> None:
+        """Drop this backend's reference; the model is freed when no backend uses it any more."""
+        self._closed = True
+        self._finalizer()
+
+    def close(self) -> None:  # no event loop needed
+        self._closed = True
+        self._finalizer()
+
+
+class TransformersBackend(WorkerBackend):
     """ProGuard weights loaded in-process with ``transformers`` (GPU or CPU).
 
     >>> backend = TransformersBackend("/models/ProGuard-7B")          # doctest: +SKIP
@@ -850,13 +904,6 @@ class TransformersBackend(Backend):
     def shared(self) -> SharedModel:
         return self._shared
 
-    @property
-    def stats(self) -> dict[str, int]:
-        """Counters of the shared model: prefix builds/hits, batches, token totals."""
-        w = self._shared.worker
-        return {**self._shared.stats, "worker_batches": w.batches, "worker_items": w.items,
-                "largest_batch": w.largest_batch}
-
     def identity(self) -> str:
         return f"transformers:{os.path.basename(self.model_path)}"
 
@@ -882,39 +929,6 @@ class TransformersBackend(Backend):
                 futures[i] = fut
         return [f for f in futures if f is not None]
 
-    async def agenerate(self, prompt: RenderedPrompt) -> Generation:
-        (result,) = await self.agenerate_batch([prompt])
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    async def agenerate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
-        if not prompts:
-            return []
-        return await await_futures(self.submit(prompts), self.timeout)
-
-    def generate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
-        """Blocking batch generation for scripts (works from any thread, no event loop needed)."""
-        if not prompts:
-            return []
-        return wait_futures(self.submit(prompts), self.timeout)
-
-    def generate(self, prompt: RenderedPrompt) -> Generation:
-        (result,) = self.generate_batch([prompt])
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    async def aclose(self) -> None:
-        """Drop this backend's reference; the model is freed when no backend uses it any more."""
-        self._closed = True
-        self._finalizer()
-
-    def close(self) -> None:  # no event loop needed
-        self._closed = True
-        self._finalizer()
-
-
 def _group_indices(prompts: Sequence[RenderedPrompt], key: Callable[[RenderedPrompt], Hashable]) -> dict[
     Hashable, list[int]
 ]:
@@ -927,6 +941,7 @@ def _group_indices(prompts: Sequence[RenderedPrompt], key: Callable[[RenderedPro
 
 __all__ = [
     "BatchWorker",
+    "WorkerBackend",
     "GenParams",
     "SharedModel",
     "SharedRegistry",

@@ -26,8 +26,8 @@ from typing import Any
 from ..errors import BackendError, ConfigurationError, MissingDependencyError
 from ..protocol import RenderedPrompt
 from ..settings import ProGuardSettings
-from .base import STOP_SEQUENCES, Backend, Generation
-from .transformers_local import BatchWorker, SharedRegistry, WorkItem, await_futures, wait_futures
+from .base import STOP_SEQUENCES, Generation
+from .transformers_local import BatchWorker, SharedRegistry, WorkerBackend, WorkItem
 
 logger = logging.getLogger("proguard_rails.backends.vllm")
 
@@ -117,7 +117,7 @@ def _engine_key(path: str, kwargs: dict[str, Any]) -> Hashable:
     return (path, json.dumps(kwargs, sort_keys=True, default=repr))
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(WorkerBackend):
     """ProGuard on an in-process vLLM engine.
 
     >>> backend = VLLMBackend("/models/ProGuard-7B", gpu_memory_utilization=0.6)   # doctest: +SKIP
@@ -193,12 +193,6 @@ class VLLMBackend(Backend):
     def shared(self) -> SharedEngine:
         return self._shared
 
-    @property
-    def stats(self) -> dict[str, int]:
-        w = self._shared.worker
-        return {**self._shared.stats, "worker_batches": w.batches, "worker_items": w.items,
-                "largest_batch": w.largest_batch}
-
     def identity(self) -> str:
         return f"vllm:{os.path.basename(self.model_path)}"
 
@@ -209,31 +203,6 @@ class VLLMBackend(Backend):
         if self._closed:
             raise BackendError("VLLMBackend is closed; create a new one")
         return self._shared.worker.submit(prompts, self.params, self.batch_size)
-
-    async def agenerate(self, prompt: RenderedPrompt) -> Generation:
-        (result,) = await self.agenerate_batch([prompt])
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    async def agenerate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
-        if not prompts:
-            return []
-        return await await_futures(self.submit(prompts), self.timeout)
-
-    def generate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
-        """Blocking batch generation for scripts."""
-        if not prompts:
-            return []
-        return wait_futures(self.submit(prompts), self.timeout)
-
-    async def aclose(self) -> None:
-        self._closed = True
-        self._finalizer()
-
-    def close(self) -> None:
-        self._closed = True
-        self._finalizer()
 
 
 __all__ = ["SharedEngine", "VLLMBackend", "VLLMParams"]
