@@ -445,11 +445,13 @@ def request_from_messages(
     s = _settings(settings)
     turns: list[tuple[str, str, list[Any]]] = []
     skipped: list[str] = []
+    dropped_system = 0
     for i, msg in enumerate(messages):
         role, content = _message_role_content(msg)
         texts, imgs, sk = _split_content(content, label=f"message {i}")
         skipped.extend(sk)
         if role == "system" and not include_system:
+            dropped_system += 1  # the app's own instructions are trusted, not judged; noted below
             continue
         turns.append((role, "\n".join(t for t in texts), imgs))
     if not turns:
@@ -468,6 +470,8 @@ def request_from_messages(
     req = build_request(user_text, agent_text, raw_images, settings=s, allow_paths=False, kind=kind)
     if skipped:
         req = req.with_(metadata={**req.metadata, "skipped_parts": skipped})
+    if dropped_system:
+        req = req.with_(metadata={**req.metadata, "system_messages_not_judged": dropped_system})
     return req
 
 

@@ -51,40 +51,64 @@ def normalize_base_url(url: str) -> str:
 
 
 class CircuitBreaker:
-    """Opens after ``threshold`` consecutive failures; fails fast for ``cooldown`` seconds, then
-    lets traffic through again (one success closes it, one failure re-opens it)."""
+    """Opens after ``threshold`` consecutive failures and fails fast for ``cooldown`` seconds.
+
+    Then it is half-open: ONE probe request goes through while the others wait for its result
+    (within their own deadline); a success closes the breaker and lets them go, a failure
+    re-opens it and they fail fast. A probe that never reports back (its
+    check was cancelled) expires after ``cooldown`` seconds so the breaker cannot stick.
+    """
 
     def __init__(self, threshold: int, cooldown: float) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
         self._failures = 0
         self._open_until = 0.0
+        self._probe_since: float | None = None
         self._lock = threading.Lock()
         self.opened_count = 0
         self.rejected_count = 0
+        self.probes = 0
 
     @property
     def is_open(self) -> bool:
         return time.monotonic() < self._open_until
 
+    def _reject(self, why: str) -> None:
+        self.rejected_count += 1
+        raise BackendUnavailableError(
+            f"endpoint circuit breaker is open after {self._failures} consecutive failures; {why}"
+        )
+
+    def admit(self) -> bool:
+        """True: send the request. False: a probe is out, wait and ask again. Raises while open."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._open_until:
+                self._reject(f"failing fast for another {self._open_until - now:.1f}s")
+            if self._failures >= self.threshold:  # half-open
+                if self._probe_since is not None and now - self._probe_since < max(self.cooldown, 0.1):
+                    return False
+                self._probe_since = now
+                self.probes += 1
+            return True
+
     def check(self) -> None:
-        if self.is_open:
+        """Like ``admit`` but never waits: a request that would wait for the probe is rejected."""
+        if not self.admit():
             with self._lock:
-                self.rejected_count += 1
-            remaining = self._open_until - time.monotonic()
-            raise BackendUnavailableError(
-                f"endpoint circuit breaker is open after {self._failures} consecutive failures; "
-                f"failing fast for another {remaining:.1f}s"
-            )
+                self._reject("a probe request is testing the endpoint")
 
     def success(self) -> None:
         with self._lock:
             self._failures = 0
             self._open_until = 0.0
+            self._probe_since = None
 
     def failure(self) -> None:
         with self._lock:
             self._failures += 1
+            self._probe_since = None
             if self._failures >= self.threshold:
                 if not self.is_open:
                     self.opened_count += 1
@@ -267,7 +291,8 @@ class OpenAIBackend(Backend):
         attempt = 0
         async with sem:
             while True:
-                self.breaker.check()
+                while not self.breaker.admit():  # half-open: wait for the probe's result
+                    await asyncio.sleep(0.02)
                 try:
                     self.requests_sent += 1
                     at_endpoint[0] = True

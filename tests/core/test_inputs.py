@@ -46,7 +46,8 @@ def test_messages_fold_history_and_response():
     assert r.agent_text == "second answer"
     assert r.user_text.endswith("second question")
     assert "first question" in r.user_text and "first answer" in r.user_text
-    assert "You are helpful." not in r.user_text  # the app's system prompt is not judged
+    assert "You are helpful." not in r.user_text  # the app's system prompt is not judged...
+    assert r.metadata["system_messages_not_judged"] == 1  # ...and the request says so
 
 
 def test_messages_with_image_parts():

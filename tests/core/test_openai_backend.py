@@ -164,3 +164,44 @@ async def test_empty_answer_is_an_error():
     b = backend(Script({"choices": [{"message": {"content": ""}, "finish_reason": "length"}]}), model="m")
     with pytest.raises(BackendError, match="empty answer"):
         await b.agenerate(PROMPT)
+
+
+def test_circuit_breaker_half_open_lets_one_probe_through():
+    import time as _time
+
+    from proguard_rails.backends.openai import CircuitBreaker
+
+    b = CircuitBreaker(threshold=2, cooldown=0.05)
+    b.failure()
+    b.failure()
+    with pytest.raises(BackendUnavailableError, match="failing fast"):
+        b.check()
+    _time.sleep(0.06)
+    assert b.admit()  # the probe
+    assert not b.admit()  # others wait while the probe is out
+    with pytest.raises(BackendUnavailableError, match="probe"):
+        b.check()  # a caller that cannot wait is rejected
+    b.failure()  # the probe failed: open again
+    with pytest.raises(BackendUnavailableError, match="failing fast"):
+        b.check()
+    _time.sleep(0.06)
+    b.check()
+    b.success()  # the probe succeeded: closed
+    b.check()
+    b.check()
+    assert b.probes == 2
+
+
+def test_circuit_breaker_probe_that_never_reports_expires():
+    import time as _time
+
+    from proguard_rails.backends.openai import CircuitBreaker
+
+    b = CircuitBreaker(threshold=1, cooldown=0.05)
+    b.failure()
+    _time.sleep(0.06)
+    b.check()  # a probe whose check is then cancelled: no success or failure
+    assert not b.admit()
+    _time.sleep(0.12)  # probes expire after max(cooldown, 0.1 s)
+    b.check()  # another probe is allowed, the breaker does not stick
+    assert b.probes == 2
