@@ -172,8 +172,34 @@ class _Window:
 
 # ------------------------------------------------------------------------------ the rail
 class _StreamsThroughTransform:
-    """``stream``/``astream`` of one input go through ``transform``/``atransform``, where the
-    judging windows live, so every streaming path releases only judged text."""
+    """Shared run plumbing of the rail and the ``around()`` wrapper.
+
+    ``stream``/``astream`` of one input go through ``transform``/``atransform``, where the
+    judging windows live, so every streaming path releases only judged text; ``_start`` /
+    ``_astart`` open the named run with the class's ``_run_metadata()``.
+    """
+
+    def _run_metadata(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _start(self, config: RunnableConfig | None, value: Any, **extra: Any
+               ) -> tuple[CallbackManagerForChainRun, RunnableConfig]:
+        config = ensure_config(config)
+        cm = get_callback_manager_for_config(config)
+        cm.add_metadata(self._run_metadata(), inherit=False)
+        rm = cm.on_chain_start(None, value, name=config.get("run_name") or self.get_name(),  # type: ignore[attr-defined]
+                               run_id=config.pop("run_id", None), **extra)
+        return rm, patch_config(config, callbacks=rm.get_child())
+
+    async def _astart(self, config: RunnableConfig | None, value: Any, **extra: Any
+                      ) -> tuple[AsyncCallbackManagerForChainRun, RunnableConfig]:
+        config = ensure_config(config)
+        cm = get_async_callback_manager_for_config(config)
+        cm.add_metadata(self._run_metadata(), inherit=False)
+        rm = await cm.on_chain_start(None, value, name=config.get("run_name") or self.get_name(),  # type: ignore[attr-defined]
+                                     run_id=config.pop("run_id", None), **extra)
+        return rm, patch_config(config, callbacks=rm.get_child())
+
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         yield from self.transform(iter([input]), config, **kwargs)  # type: ignore[attr-defined]
@@ -319,23 +345,6 @@ class ProGuardRail(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         return {"proguard_check": self.check, "proguard_on_block": self.on_block,
                 "proguard_judge": self.guard.judge.identity()}
 
-    def _start(self, config: RunnableConfig | None, value: Any, **extra: Any
-               ) -> tuple[CallbackManagerForChainRun, RunnableConfig]:
-        config = ensure_config(config)
-        cm = get_callback_manager_for_config(config)
-        cm.add_metadata(self._run_metadata(), inherit=False)
-        rm = cm.on_chain_start(None, value, name=config.get("run_name") or self.get_name(),
-                               run_id=config.pop("run_id", None), **extra)
-        return rm, patch_config(config, callbacks=rm.get_child())
-
-    async def _astart(self, config: RunnableConfig | None, value: Any, **extra: Any
-                      ) -> tuple[AsyncCallbackManagerForChainRun, RunnableConfig]:
-        config = ensure_config(config)
-        cm = get_async_callback_manager_for_config(config)
-        cm.add_metadata(self._run_metadata(), inherit=False)
-        rm = await cm.on_chain_start(None, value, name=config.get("run_name") or self.get_name(),
-                                     run_id=config.pop("run_id", None), **extra)
-        return rm, patch_config(config, callbacks=rm.get_child())
 
     def _emit(self, rm: CallbackManagerForChainRun, child: RunnableConfig, decision: Decision) -> None:
         if rm.handlers or rm.inheritable_handlers:
@@ -651,23 +660,8 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
     def _prep_out(self, value: Any, in_prep: Prepared) -> Prepared:
         return self.rail._prepare(value, "output", kind="conversation", context=in_prep.parts)
 
-    def _start(self, config: RunnableConfig | None, value: Any, **extra: Any
-               ) -> tuple[CallbackManagerForChainRun, RunnableConfig]:
-        config = ensure_config(config)
-        cm = get_callback_manager_for_config(config)
-        cm.add_metadata({**self.rail._run_metadata(), "proguard_check": "around"}, inherit=False)
-        rm = cm.on_chain_start(None, value, name=config.get("run_name") or self.get_name(),
-                               run_id=config.pop("run_id", None), **extra)
-        return rm, patch_config(config, callbacks=rm.get_child())
-
-    async def _astart(self, config: RunnableConfig | None, value: Any, **extra: Any
-                      ) -> tuple[AsyncCallbackManagerForChainRun, RunnableConfig]:
-        config = ensure_config(config)
-        cm = get_async_callback_manager_for_config(config)
-        cm.add_metadata({**self.rail._run_metadata(), "proguard_check": "around"}, inherit=False)
-        rm = await cm.on_chain_start(None, value, name=config.get("run_name") or self.get_name(),
-                                     run_id=config.pop("run_id", None), **extra)
-        return rm, patch_config(config, callbacks=rm.get_child())
+    def _run_metadata(self) -> dict[str, Any]:
+        return {**self.rail._run_metadata(), "proguard_check": "around"}
 
     # ------------------------------------------------------------------ invoke
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
