@@ -926,12 +926,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-prompt", help="image folders: text to judge with every image (text-image mode)")
     parser.add_argument("--batch-size", type=int, default=64, help="inputs per judge call (default 64; "
                         "use 256-1024 for in-process vLLM)")
-    parser.add_argument("--max-inflight", type=int, default=4, help="chunks judged at once (default 4)")
+    parser.add_argument("--max-inflight", type=int, default=4, help="chunks judged at once (default 4; local engine)")
     parser.add_argument("--limit", type=int, help="only the first N inputs")
     parser.add_argument("--retry-errors", action="store_true", help="re-judge rows that ended in an error")
     parser.add_argument("--keep-raw", action="store_true", help="keep the model's raw answer in each row")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--summary-json", help="also write the summary as JSON here")
+    ray = parser.add_argument_group("engine")
+    ray.add_argument("--engine", choices=["local", "ray"], default="local",
+                     help="local: this process (default); ray: a pool of Ray actors with Ray Data "
+                     "(pip install 'proguard-rails[ray]'); OUTPUT is then a folder of part files")
+    ray.add_argument("--address", help="ray: the cluster to join (auto, ray://HOST:10001; default: RAY_ADDRESS, "
+                     "else a local cluster started for this scan)")
+    ray.add_argument("--num-workers", type=int, help="ray: guard actors (default: one per CPU, or per GPU for vllm:)")
+    ray.add_argument("--cpus-per-worker", type=float, help="ray: CPUs per actor (default 1)")
+    ray.add_argument("--gpus-per-worker", type=float, help="ray: GPUs per actor (default 1 for vllm:, else 0)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -942,27 +951,36 @@ def run_cli(args: argparse.Namespace) -> int:
         taxonomy = Taxonomy.from_yaml(args.taxonomy) if args.taxonomy else Taxonomy.default()
         if args.hold_out:
             taxonomy = taxonomy.hold_out(args.hold_out)
-        guard = guard_from_spec(
-            args.judge, taxonomy=taxonomy, model=args.model, max_concurrency=args.max_concurrency,
-            timeout=args.timeout, fail_mode=args.fail_mode,
-        )
+        judge_options = {"model": args.model, "max_concurrency": args.max_concurrency, "timeout": args.timeout,
+                         "fail_mode": args.fail_mode}
         columns = ScanColumns(text=tuple(args.text_column), response=args.response_column,
                               image=args.image_column, id=args.id_column, messages=args.messages_column)
+        if getattr(args, "engine", "local") == "ray":
+            from .scan_ray import scan_ray
 
-        async def _main() -> ScanSummary:
-            try:
-                return await ascan(
-                    args.input, args.out, guard=guard, columns=columns, batch_size=args.batch_size,
-                    max_inflight=args.max_inflight, keep_raw=args.keep_raw, retry_errors=args.retry_errors,
-                    limit=args.limit, image_prompt=args.image_prompt, image_root=args.image_root,
-                    progress=not args.no_progress,
-                )
-            finally:
-                await guard.aclose()
+            summary = scan_ray(
+                args.input, args.out, judge=args.judge, taxonomy=taxonomy, columns=columns, address=args.address,
+                num_workers=args.num_workers, batch_size=args.batch_size, num_cpus=args.cpus_per_worker,
+                num_gpus=args.gpus_per_worker, keep_raw=args.keep_raw, retry_errors=args.retry_errors,
+                limit=args.limit, image_root=args.image_root, progress=not args.no_progress, **judge_options,
+            )
+        else:
+            guard = guard_from_spec(args.judge, taxonomy=taxonomy, **judge_options)
 
-        # asyncio.run (not the portal thread): Ctrl-C cancels the chunks in flight and the
-        # output is closed cleanly, ready to resume.
-        summary = asyncio.run(_main())
+            async def _main() -> ScanSummary:
+                try:
+                    return await ascan(
+                        args.input, args.out, guard=guard, columns=columns, batch_size=args.batch_size,
+                        max_inflight=args.max_inflight, keep_raw=args.keep_raw, retry_errors=args.retry_errors,
+                        limit=args.limit, image_prompt=args.image_prompt, image_root=args.image_root,
+                        progress=not args.no_progress,
+                    )
+                finally:
+                    await guard.aclose()
+
+            # asyncio.run (not the portal thread): Ctrl-C cancels the chunks in flight and the
+            # output is closed cleanly, ready to resume.
+            summary = asyncio.run(_main())
     except (ProGuardError, OSError) as exc:
         print(f"proguard-rails scan: {exc}", file=sys.stderr)
         return 2
