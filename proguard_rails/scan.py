@@ -941,6 +941,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ray.add_argument("--num-workers", type=int, help="ray: guard actors (default: one per CPU, or per GPU for vllm:)")
     ray.add_argument("--cpus-per-worker", type=float, help="ray: CPUs per actor (default 1)")
     ray.add_argument("--gpus-per-worker", type=float, help="ray: GPUs per actor (default 1 for vllm:, else 0)")
+    ray.add_argument("--rows-per-file", type=int, help="ray: rows per output part file (default: batch size, at "
+                     "least 1024); a run stopped mid-way judges again at most the rows not yet in a part")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -962,7 +964,8 @@ def run_cli(args: argparse.Namespace) -> int:
                 args.input, args.out, judge=args.judge, taxonomy=taxonomy, columns=columns, address=args.address,
                 num_workers=args.num_workers, batch_size=args.batch_size, num_cpus=args.cpus_per_worker,
                 num_gpus=args.gpus_per_worker, keep_raw=args.keep_raw, retry_errors=args.retry_errors,
-                limit=args.limit, image_root=args.image_root, progress=not args.no_progress, **judge_options,
+                limit=args.limit, image_root=args.image_root, rows_per_file=args.rows_per_file,
+                progress=not args.no_progress, **judge_options,
             )
         else:
             guard = guard_from_spec(args.judge, taxonomy=taxonomy, **judge_options)

@@ -266,6 +266,18 @@ def _file_ids(path: str, name: str, rc: ResolvedColumns, multi: bool) -> Any:
     return np.asarray(hashes, dtype=np.int64)
 
 
+def _renamed_hashes(path: str, name: str, rc: ResolvedColumns, multi: bool, rows: frozenset[int]) -> dict[int, int]:
+    """The id hash of each renamed duplicate row of one file (its id after renaming)."""
+    id_name = name if multi else None
+    out: dict[int, int] = {}
+    for i, raw in enumerate(_iter_table_rows(Path(path))):
+        if i in rows:
+            out[i] = id_hash(renamed_id(row_id(raw, rc, id_name, i), id_name, i))
+            if len(out) == len(rows):
+                break
+    return out
+
+
 def _duplicate_rows(per_file: Sequence[Any]) -> list[set[int]]:
     """For each file, the rows whose id appeared before (in file order, then row order)."""
     import numpy as np
@@ -546,6 +558,14 @@ def scan_ray(
         ids_task = ray.remote(num_cpus=0.5)(_file_ids)
         per_file = ray.get([ids_task.remote(f, n, rc, source.multi) for f, n in zip(files, source.names, strict=True)])
         renames = _duplicate_rows(per_file)
+        if any(renames):  # the ids the duplicates get, to know which are already in the output
+            ren_task = ray.remote(num_cpus=0.5)(_renamed_hashes)
+            refs = {fi: ren_task.remote(files[fi], source.names[fi], rc, source.multi, frozenset(r))
+                    for fi, r in enumerate(renames) if r}
+            for fi, ref in refs.items():
+                per_file[fi] = per_file[fi].copy()
+                for row, h in ray.get(ref).items():
+                    per_file[fi][row] = h
         plans: list[FilePlan] = []
         budget = limit
         in_scope = 0
@@ -557,8 +577,7 @@ def scan_ray(
             if take == 0:
                 continue
             in_scope += take
-            plain = np.asarray([j for j in range(take) if j not in ren], dtype=np.int64)
-            skipped += int(np.isin(h[plain], done).sum()) if len(done) and len(plain) else 0
+            skipped += int(np.isin(h[:take], done).sum()) if len(done) else 0
             plans.append(FilePlan(f, n, frozenset(ren), take if take < len(h) else None))
         if skipped == in_scope:
             logger.info("scan: every row of %s is already in %s", input, out)
@@ -571,10 +590,14 @@ def scan_ray(
             done_ref = ray.put(done)
             # read and write tasks take no CPU slot: the actors hold the CPUs, and a read task
             # waiting for a CPU that every actor holds would stall the stream
+            # Ray Data coalesces a read task's output into large blocks, and an actor judges a
+            # whole block per task: ask for batch-sized blocks (each read task's output is split)
+            # so the work spreads over every actor and part files are written as the scan runs
+            n_blocks = max(len(plans), min(-(-(in_scope - skipped) // batch_size), 100_000))
             ds = ray.data.read_datasource(
                 _datasource_class()(plans, rc, source.multi, done_ref, batch_size,
-                                str(image_root) if image_root else None),
-                num_cpus=0, override_num_blocks=max(1, len(plans)),
+                                    str(image_root) if image_root else None),
+                num_cpus=0, override_num_blocks=n_blocks,
             )
             ds = ds.map_batches(
                 GuardWorker, fn_constructor_kwargs={"config": config}, batch_size=batch_size,
