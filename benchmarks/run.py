@@ -45,6 +45,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "local": ("bench_local", "local backend prefix reuse + batching vs per-check generate"),
     "llamaindex_guardrails": ("bench_llamaindex_guardrails",
                               "LlamaIndex node screening (batched vs per node) and adapter overheads"),
+    "scan_ray": ("bench_scan_ray", "scan --engine ray with 2 workers vs the single-process scan (same 20,000 rows)"),
 }
 
 Row = dict[str, Any]  # figure, value, unit, baseline, ratio, note
@@ -159,7 +160,21 @@ def _llamaindex_guardrails_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _scan_ray_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for key, label in (("lite", "lite judge"), ("endpoint", "endpoint judge (50 ms fake server)")):
+        m = r.get(key)
+        if isinstance(m, dict) and "ratio_ray_over_single" in m:
+            rows.append(_row(f"scan {m.get('rows')} rows, {label}: Ray, 2 workers",
+                             _get(m, "ray_2_workers.rows_per_s"), "rows/s", _get(m, "single_process.rows_per_s"),
+                             m["ratio_ray_over_single"],
+                             f"baseline: single-process scan; end to end; same decisions {m.get('same_decisions')}; "
+                             f"ray.init {r.get('ray_init_s')} s not included"))
+    return rows
+
+
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "scan_ray": _scan_ray_rows,
     "llamaindex_guardrails": _llamaindex_guardrails_rows,
     "client": _client_rows,
     "langchain_overhead": _langchain_rows,

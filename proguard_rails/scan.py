@@ -909,7 +909,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="input file (.jsonl .json .csv .tsv .parquet) or image folder")
     parser.add_argument("--out", "-o", required=True,
                         help="output file: .jsonl (appended, resumable) or .parquet (written at the end)")
-    parser.add_argument("--judge", default="auto", help=JUDGE_SPEC_HELP)
+    parser.add_argument("--judge", default="auto", help=JUDGE_SPEC_HELP + "; ray engine: several endpoints "
+                        "comma-separated (each actor sends its batches to them in turn)")
     parser.add_argument("--model", help="model name at the endpoint (default: discovered)")
     parser.add_argument("--max-concurrency", type=int, help="concurrent requests to the endpoint [PROGUARD_MAX_CONCURRENCY]")
     parser.add_argument("--timeout", type=float, help="deadline per check in seconds [PROGUARD_TIMEOUT]")

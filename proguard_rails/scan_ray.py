@@ -417,19 +417,32 @@ class WorkerConfig:
     keep_raw: bool = False
 
 
-def build_worker_guard(config: WorkerConfig) -> Any:
-    if isinstance(config.judge, str):
-        return guard_from_spec(config.judge, taxonomy=config.taxonomy, **config.settings)
-    return as_guard(config.judge(), taxonomy=config.taxonomy)
+def judge_specs(judge: str | Callable[[], Any]) -> list[str | Callable[[], Any]]:
+    """Several OpenAI-compatible endpoints are given comma-separated (``http://a:8000/v1,http://b:8000/v1``);
+    any other spec is one judge."""
+    if isinstance(judge, str) and "," in judge:
+        parts = [p.strip() for p in judge.split(",") if p.strip()]
+        if parts and all(p.lower().startswith(("http://", "https://", "openai:", "endpoint:")) for p in parts):
+            return list(parts)
+    return [judge]
+
+
+def build_worker_guard(config: WorkerConfig, spec: str | Callable[[], Any] | None = None) -> Any:
+    judge = config.judge if spec is None else spec
+    if isinstance(judge, str):
+        return guard_from_spec(judge, taxonomy=config.taxonomy, **config.settings)
+    return as_guard(judge(), taxonomy=config.taxonomy)
 
 
 class GuardWorker:
-    """The Ray Data UDF: one ``ProGuard`` per actor, one ``acheck_batch`` per batch of rows."""
+    """The Ray Data UDF: one ``ProGuard`` per actor (one per endpoint when several are given; the
+    actor's batches go to them in turn), one ``acheck_batch`` per batch of rows."""
 
     def __init__(self, config: WorkerConfig) -> None:
-        self.guard = build_worker_guard(config)
+        self.guards = [build_worker_guard(config, spec) for spec in judge_specs(config.judge)]
         self.policy = config.policy
         self.keep_raw = config.keep_raw
+        self._turn = 0
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
@@ -445,12 +458,13 @@ class GuardWorker:
                 except (TypeError, ValueError, RecursionError) as exc:
                     content, error = None, f"row {r['row']}: unreadable content ({type(exc).__name__})"
             items.append(ScanItem(r["id"], int(r["row"]), content, r["file"] or "", error))
-        rows = run_sync(ajudge_items(self.guard, items, policy=self.policy, keep_raw=self.keep_raw))
+        guard = self.guards[self._turn % len(self.guards)]
+        self._turn += 1
+        rows = run_sync(ajudge_items(guard, items, policy=self.policy, keep_raw=self.keep_raw))
         return pa.Table.from_pylist([normalize_output_row(r) for r in rows], schema=output_schema())
 
     def __del__(self) -> None:
-        guard = getattr(self, "guard", None)
-        if guard is not None:
+        for guard in getattr(self, "guards", ()):
             try:
                 guard.close()
             except Exception:  # an actor going away must not raise from a finalizer
@@ -582,8 +596,14 @@ def scan_ray(
         if skipped == in_scope:
             logger.info("scan: every row of %s is already in %s", input, out)
         else:
+            res = ray.cluster_resources()
+            if worker_gpus and res.get("GPU", 0.0) < worker_gpus:
+                raise ConfigurationError(
+                    f"the judge needs GPU actors ({worker_gpus:g} GPU each) but the Ray cluster has "
+                    f"{res.get('GPU', 0.0):g} GPUs; join a cluster with GPUs (--address), or set --gpus-per-worker 0 "
+                    "to run it on CPU actors"
+                )
             if num_workers is None:
-                res = ray.cluster_resources()
                 per = (res.get("GPU", 0.0) / worker_gpus) if worker_gpus else (res.get("CPU", 1.0) / max(worker_cpus, 0.01))
                 num_workers = max(1, int(per))
             config = WorkerConfig(judge=judge, taxonomy=taxonomy, settings=resolved, policy=policy, keep_raw=keep_raw)
@@ -627,6 +647,7 @@ __all__ = [
     "build_worker_guard",
     "dedupe_output",
     "id_hash",
+    "judge_specs",
     "part_name",
     "parts_datasink",
     "prepare_output",

@@ -111,10 +111,10 @@ def _tagged_rows(start: int, n: int) -> list[dict]:
     return [{"id": f"t{k}", "prompt": f"please judge req-{k}"} for k in range(start, start + n)]
 
 
-def test_ray_scan_scripted_endpoint_cli_driver_killed_mid_run_resumes(ray_cluster, tmp_path):
-    """The CLI in a child process (joining the test's cluster) judges through a scripted fake
-    OpenAI-compatible endpoint; it is SIGKILLed once part files appear. The rerun judges only
-    the rows not in the output; the result equals the single-process scan and the endpoint's
+def test_ray_scan_scripted_endpoints_cli_driver_killed_mid_run_resumes(ray_cluster, tmp_path):
+    """The CLI in a child process (joining the test's cluster) judges through two scripted fake
+    OpenAI-compatible endpoints; it is SIGKILLed once part files appear. The rerun judges only
+    the rows not in the output; the result equals the single-process scan and the endpoints'
     tagged answers."""
     from proguard_rails.testing_server import FakeChatServerProcess, expected_for_tag
 
@@ -122,11 +122,12 @@ def test_ray_scan_scripted_endpoint_cli_driver_killed_mid_run_resumes(ray_cluste
     write_rows(data / "x.jsonl", _tagged_rows(0, 600))
     write_rows(data / "y.parquet", _tagged_rows(600, 600))
     out = tmp_path / "verdicts.parquet"
-    with FakeChatServerProcess(delay=0.25) as srv:
+    with FakeChatServerProcess(delay=0.25) as srv_a, FakeChatServerProcess(delay=0.25) as srv_b:
+        judge = f"{srv_a.base_url},{srv_b.base_url}"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                "RAY_USAGE_STATS_ENABLED": "0"}
         cmd = [sys.executable, "-m", "proguard_rails", "scan", str(data), "--out", str(out), "--engine", "ray",
-               "--address", ray_cluster["address"], "--judge", srv.base_url, "--num-workers", "2",
+               "--address", ray_cluster["address"], "--judge", judge, "--num-workers", "2",
                "--batch-size", "16", "--rows-per-file", "64", "--no-progress"]
         log = tmp_path / "driver.log"  # a file, not a pipe: Ray logs a lot and a full pipe blocks the child
         proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
@@ -143,20 +144,41 @@ def test_ray_scan_scripted_endpoint_cli_driver_killed_mid_run_resumes(ray_cluste
             proc.wait()
         done_before = len(read_output(out))
         assert 0 < done_before < 1200
-        srv.configure(delay=0.0)
-        srv.reset_stats()
-        summary = scan_ray(data, out, judge=srv.base_url, num_workers=2, batch_size=32, progress=False)
-        judged_requests = srv.stats.chat_requests
+        assert srv_a.stats.chat_requests > 0 and srv_b.stats.chat_requests > 0  # both endpoints in use
+        for srv in (srv_a, srv_b):
+            srv.configure(delay=0.0)
+            srv.reset_stats()
+        summary = scan_ray(data, out, judge=judge, num_workers=2, batch_size=32, progress=False)
+        judged_requests = srv_a.stats.chat_requests + srv_b.stats.chat_requests
         assert summary.skipped_done == done_before and summary.judged_now == 1200 - done_before
-        assert judged_requests == 1200 - done_before  # only the rest went to the endpoint
+        assert judged_requests == 1200 - done_before  # only the rest went to the endpoints
         ray_rows = read_output(out)
         assert len(ray_rows) == 1200 and len({r["id"] for r in ray_rows}) == 1200
         for r in ray_rows:
             e = expected_for_tag(int(r["id"][1:]))
             assert (r["request"], r["response"]) == (e["request"], e["response"]), r
         local = tmp_path / "local.jsonl"
-        scan(data, local, guard=guard_from_spec(srv.base_url), progress=False)
+        scan(data, local, guard=guard_from_spec(srv_a.base_url), progress=False)
     _assert_same_rows(ray_rows, _local_rows(local))
+
+
+def test_judge_specs_several_endpoints():
+    from proguard_rails.scan_ray import judge_specs
+
+    assert judge_specs("http://a:1/v1, http://b:2/v1#M") == ["http://a:1/v1", "http://b:2/v1#M"]
+    assert judge_specs("lite") == ["lite"]
+    assert judge_specs("py:mod:a,b") == ["py:mod:a,b"]  # not endpoints: one spec
+
+
+def test_ray_scan_vllm_judge_asks_for_gpu_actors(ray_cluster, tmp_path):
+    from proguard_rails.errors import ConfigurationError
+    from proguard_rails.scan_ray import _wants_gpu
+
+    assert _wants_gpu("vllm:/models/ProGuard-7B", {}) and _wants_gpu("auto", {"backend": "vllm"})
+    assert not _wants_gpu("lite", {}) and not _wants_gpu("http://127.0.0.1:9/v1", {"backend": "vllm"})
+    write_rows(tmp_path / "in.jsonl", [{"id": "a", "text": "hi"}])
+    with pytest.raises(ConfigurationError, match="GPU actors"):  # this test cluster has no GPU
+        scan_ray(tmp_path / "in.jsonl", tmp_path / "out.parquet", judge="vllm:/models/x", progress=False)
 
 
 def test_import_proguard_rails_does_not_import_ray():
