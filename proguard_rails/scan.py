@@ -269,22 +269,34 @@ class _BadRow:
         self.message = message
 
 
-def resolve_input(spec: str | Path) -> ScanSource:
-    """A file, a folder (its table files, recursively; or, with none, an image folder) or a glob."""
+def resolve_input(spec: str | Path, *, exclude: str | Path | None = None) -> ScanSource:
+    """A file, a folder (its table files, recursively; or, with none, an image folder) or a glob.
+
+    ``exclude``: the scan's output (a file, or a folder of parts), never read as input even
+    when it lies inside the input folder.
+    """
     text = str(spec)
     p = Path(text)
     if p.is_file():
         _check_suffix(p)
         return ScanSource(text, (p,), (p.name,))
+    skip = Path(exclude).resolve() if exclude is not None else None
+
+    def keep(f: Path) -> bool:
+        if skip is None:
+            return True
+        r = f.resolve()
+        return r != skip and skip not in r.parents and not r.name.startswith(skip.name + ".")
+
     if p.is_dir():
         tables = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TABLE_SUFFIXES
-                        and not f.name.startswith((".", "_")))
+                        and not f.name.startswith((".", "_")) and keep(f))
         if not tables:
             return ScanSource(text, image_folder=p)
         return ScanSource(text, tuple(tables), tuple(f.relative_to(p).as_posix() for f in tables))
     if any(ch in text for ch in "*?["):
         matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
-        tables = [m for m in matches if m.suffix.lower() in TABLE_SUFFIXES]
+        tables = [m for m in matches if m.suffix.lower() in TABLE_SUFFIXES and keep(m)]
         if not tables:
             raise ConfigurationError(f"scan input {text!r} matches no .jsonl/.json/.csv/.tsv/.parquet file")
         base = Path(os.path.commonpath([str(m.parent.resolve()) for m in tables]))
@@ -574,9 +586,9 @@ def _count_file(p: Path) -> int | None:
     return None
 
 
-def count_inputs(path: str | Path) -> int | None:
+def count_inputs(path: str | Path, *, exclude: str | Path | None = None) -> int | None:
     """Number of inputs, when cheap to know (for the progress bar); ``None`` otherwise."""
-    source = resolve_input(path)
+    source = resolve_input(path, exclude=exclude)
     if source.image_folder is not None:
         return sum(1 for _ in _image_files(source.image_folder))
     total = 0
@@ -600,6 +612,7 @@ def iter_inputs(
     *,
     image_prompt: str | None = None,
     image_root: str | Path | None = None,
+    exclude: str | Path | None = None,
 ) -> Iterator[ScanItem]:
     """Stream the inputs of a file, a folder or glob of files, or an image folder as ``ScanItem``s.
 
@@ -607,7 +620,7 @@ def iter_inputs(
     a later row counts). Rows that cannot be read are items with ``error`` set. Duplicate ids
     (after the first occurrence) are renamed; nothing is judged here.
     """
-    source = resolve_input(path)
+    source = resolve_input(path, exclude=exclude)
     if source.image_folder is not None:
         folder = source.image_folder
         for i, img in enumerate(_image_files(folder)):
@@ -848,7 +861,7 @@ async def ascan(
     for r in out.existing():
         done.add(str(r.get("id")))
         summary.add(r)
-    total = count_inputs(input)
+    total = count_inputs(input, exclude=output)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=f"scan {Path(input).name}", unit="row", disable=not progress, dynamic_ncols=True)
@@ -866,7 +879,8 @@ async def ascan(
     try:
         chunk: list[ScanItem] = []
         seen = 0
-        for item in iter_inputs(input, columns, image_prompt=image_prompt, image_root=image_root):
+        for item in iter_inputs(input, columns, image_prompt=image_prompt, image_root=image_root,
+                                exclude=output):
             if limit is not None and seen >= limit:
                 break
             seen += 1

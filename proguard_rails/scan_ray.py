@@ -166,14 +166,23 @@ def prepare_output(out: Path, fmt: str, *, retry_errors: bool) -> list[str]:
 
 
 def dedupe_output(out: Path, fmt: str) -> int:
-    """Drop any row whose id is already in an earlier part (a safety net; returns how many)."""
+    """Drop any row whose id is already in an earlier part (a safety net; returns how many).
+    Reads only the id column; rewrites only a part that holds a duplicate."""
     seen: set[str] = set()
+    affected: list[Path] = []
+    for part in _part_files(out, fmt):
+        ids = [str(r["id"]) for r in _read_part(part, fmt, ["id"])]
+        if any(i in seen for i in ids) or len(set(ids)) != len(ids):
+            affected.append(part)
+        seen.update(ids)
+    if not affected:
+        return 0
+    seen = set()
     dropped = 0
     for part in _part_files(out, fmt):
-        rows = _read_part(part, fmt)
-        kept = [r for r in rows if r["id"] not in seen]
-        seen.update(r["id"] for r in kept)
-        if len(kept) != len(rows):
+        rows = _read_part(part, fmt, None if part in affected else ["id"])
+        kept = [r for r in rows if not (r["id"] in seen or seen.add(r["id"]))]  # type: ignore[func-returns-value]
+        if part in affected and len(kept) != len(rows):
             dropped += len(rows) - len(kept)
             part.unlink()
             if kept:
@@ -536,13 +545,13 @@ def scan_ray(
         raise ConfigurationError("batch_size must be at least 1")
     if num_workers is not None and num_workers < 1:
         raise ConfigurationError("num_workers must be at least 1")
-    source: ScanSource = resolve_input(input)
+    out = Path(output)
+    source: ScanSource = resolve_input(input, exclude=out)
     if source.image_folder is not None:
         raise ConfigurationError(
             f"{input}: an image folder is scanned by the single-process engine; for the ray engine list the "
             "images in a table with an image column (paths or bytes)"
         )
-    out = Path(output)
     fmt = _output_format(out)
     resolved = _resolved_settings(settings)
     gpu = _wants_gpu(judge, resolved)

@@ -126,6 +126,17 @@ def test_scripted_scan_folder_and_glob_of_files_ids_and_duplicates(tmp_path):
     assert [i.id for i in glob_items] == ["dup", "a2", "dup#b/c.jsonl:0", "b/c.jsonl:1"]
 
 
+@pytest.mark.parametrize("name", ["out.jsonl", "out.parquet"])
+def test_scripted_scan_output_inside_the_input_folder_is_never_read_as_input(tmp_path, name):
+    data = tmp_path / "data"
+    write_jsonl(data / "a.jsonl", [{"id": "a", "text": "hi"}, {"id": "b", "text": "BOMB"}])
+    out = data / name
+    _scan(data, out, ScriptedBackend(RULES))
+    again = ScriptedBackend(RULES)
+    summary = _scan(data, out, again)
+    assert again.calls == 0 and summary.total == 2
+
+
 def test_scripted_scan_image_bytes_column_is_judged_as_an_image(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
