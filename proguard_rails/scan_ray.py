@@ -564,6 +564,13 @@ def scan_ray(
         ray.init(address=address, **dict(ray_init_args or {}))
         started_here = True
     try:
+        res = ray.cluster_resources()
+        if worker_gpus and res.get("GPU", 0.0) < worker_gpus:
+            raise ConfigurationError(
+                f"the judge needs GPU actors ({worker_gpus:g} GPU each) but the Ray cluster has "
+                f"{res.get('GPU', 0.0):g} GPUs; join a cluster with GPUs (--address), or set --gpus-per-worker 0 "
+                "to run it on CPU actors"
+            )
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
         ctx.print_on_execution_start = progress
@@ -605,13 +612,6 @@ def scan_ray(
         if skipped == in_scope:
             logger.info("scan: every row of %s is already in %s", input, out)
         else:
-            res = ray.cluster_resources()
-            if worker_gpus and res.get("GPU", 0.0) < worker_gpus:
-                raise ConfigurationError(
-                    f"the judge needs GPU actors ({worker_gpus:g} GPU each) but the Ray cluster has "
-                    f"{res.get('GPU', 0.0):g} GPUs; join a cluster with GPUs (--address), or set --gpus-per-worker 0 "
-                    "to run it on CPU actors"
-                )
             if num_workers is None:
                 per = (res.get("GPU", 0.0) / worker_gpus) if worker_gpus else (res.get("CPU", 1.0) / max(worker_cpus, 0.01))
                 num_workers = max(1, int(per))
