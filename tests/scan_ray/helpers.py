@@ -83,7 +83,8 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
 def synthetic_dataset(folder: Path, total: int = 20_000) -> int:
     """``total`` rows over four files (two JSONL, a CSV, a parquet file), with what real logs
     have: a response column that starts in a later row, rows without an id, ids repeated
-    across files, a line that is not UTF-8 and a line that is not JSON. Returns the row count."""
+    across files, a line that is not UTF-8 and a line that is not JSON, image bytes in a few
+    parquet rows. Returns the row count."""
     sizes = [total * 3 // 10, total * 3 // 10, total * 2 // 10]
     sizes.append(total - sum(sizes))
     names = ["logs/a.jsonl", "logs/b.jsonl", "more/c.csv", "more/d.parquet"]
@@ -100,6 +101,11 @@ def synthetic_dataset(folder: Path, total: int = 20_000) -> int:
                 r["id"] = "dup-id"  # the same id in several files: renamed after the first
             rows.append(r)
             n += 1
+        if name.endswith(".parquet"):  # an image column with bytes in a few rows (text-image checks)
+            from tests.helpers import png_bytes
+
+            for i, r in enumerate(rows):
+                r["image"] = png_bytes() if i % 1000 == 7 else None
         if name.endswith(".csv"):
             for r in rows:
                 r.setdefault("response", "")

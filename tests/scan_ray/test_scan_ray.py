@@ -76,6 +76,8 @@ def test_ray_scan_scripted_20k_rows_worker_killed_mid_run_matches_single_process
     assert by_id["logs/a.jsonl:200"]["error_type"] == "input"  # the line that is not JSON
     assert by_id["r3"]["category"] == "C8S3"  # response column first seen in row 3: judged
     assert by_id["dup-id"]["file"] == "logs/b.jsonl" and "dup-id#more/c.csv:5" in by_id
+    images = [r for r in ray_rows if r["file"] == "more/d.parquet" and r["row"] % 1000 == 7]
+    assert images and all(r["modality"] == "text-image" and r["status"] != "error" for r in images)
 
     import pyarrow as pa
     import pyarrow.parquet as pq
