@@ -18,8 +18,8 @@ import warnings
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
+from langchain_proguard import ProGuardRail, ProGuardViolation
 
-from integrations.langchain import ProGuardRail, ProGuardViolation
 from proguard_rails import Decision, ProGuard, Taxonomy
 from proguard_rails.guard import LiteGuardWarning
 

@@ -2,7 +2,7 @@
 
 check     judge one text / (request, response) / image; exit 0 allowed, 1 blocked, 2 error not
           turned into a block (fail-open) or bad usage
-eval      run judges over datasets and report the paper's four tasks (training.eval)
+eval      run judges over datasets and report the paper's four tasks (proguard_rails.eval)
 scan      moderate a whole file or image folder, resumable
 taxonomy  print the policy (default, or a custom YAML) as the model sees it
 prompt    print the exact chat messages a check would send (debugging)
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _delegate(command: str, argv: Sequence[str]) -> int:
     if command == "eval":
-        from training.eval.cli import add_arguments, run
+        from proguard_rails.eval.cli import add_arguments, run
     else:
         from .scan import add_arguments  # type: ignore[assignment]
         from .scan import run_cli as run

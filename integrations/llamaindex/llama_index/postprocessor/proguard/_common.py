@@ -17,7 +17,7 @@ Refusal = str | Callable[[str, Decision], str]
 OnBlock = Literal["refuse", "raise"]
 Stage = Literal["input", "output", "node", "chat_input", "chat_output"]
 
-dispatcher = instrument.get_dispatcher("integrations.llamaindex")
+dispatcher = instrument.get_dispatcher("llama_index.postprocessor.proguard")
 
 
 class ProGuardVerdictEvent(BaseEvent):

@@ -1,8 +1,8 @@
-"""``proguard-rails eval`` / ``python -m training.eval``: judges x datasets -> report.
+"""``proguard-rails eval`` / ``python -m proguard_rails.eval``: judges x datasets -> report.
 
 Example (offline, the lite judge on the project's dev set)::
 
-    python -m training.eval --judge lite --dataset dev=generic:training/lite/data/dev.jsonl \
+    proguard-rails eval --judge lite --dataset dev=generic:training/lite/data/dev.jsonl \
         --out benchmarks/results/eval_lite
 """
 
@@ -87,9 +87,9 @@ def parse_judge_spec(spec: str) -> tuple[str, str]:
 
 def command_line() -> str:
     argv = list(sys.argv)
-    prog = os.path.basename(argv[0]) if argv else "python -m training.eval"
+    prog = os.path.basename(argv[0]) if argv else "proguard-rails eval"
     if prog == "__main__.py":
-        prog = "python -m training.eval"
+        prog = "proguard-rails eval"
     return " ".join([prog, *(shlex.quote(a) for a in argv[1:])])
 
 
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.eval")
+    parser = argparse.ArgumentParser(prog="proguard-rails eval")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -14,8 +14,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
 from guardrails import AsyncGuard, Guard
+from guardrails_ai.proguard import DEFAULT_REFUSAL, ProGuardValidator
 
-from integrations.guardrails_proguard.validator import DEFAULT_REFUSAL, ProGuardValidator
 from proguard_rails import OpenAIBackend, ProGuard
 from proguard_rails.testing import serve_model, tiny_model_path
 

@@ -1,6 +1,6 @@
 """LangChain integration: ``ProGuardRail`` (a Runnable) and ``ProGuardMiddleware`` (agents).
 
-    from integrations.langchain import ProGuardRail, ProGuardMiddleware, ProGuardViolation
+    from langchain_proguard import ProGuardRail, ProGuardMiddleware, ProGuardViolation
 
     chain = prompt | model | ProGuardRail(guard)          # screen the answer
     agent = create_agent(model, tools, middleware=[ProGuardMiddleware(guard)])
@@ -36,7 +36,7 @@ def __getattr__(name: str) -> Any:
         mod = importlib.import_module(f"{__name__}.{module}")
     except ImportError as exc:
         if exc.name and exc.name.split(".")[0] in ("langchain", "langchain_core", "langgraph"):
-            raise MissingDependencyError(package, "langchain", f"integrations.langchain.{name}") from exc
+            raise MissingDependencyError(package, "langchain", f"langchain_proguard.{name}") from exc
         raise
     value = getattr(mod, name)
     globals()[name] = value

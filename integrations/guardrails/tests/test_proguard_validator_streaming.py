@@ -11,8 +11,7 @@ import types
 import pytest
 from guardrails import AsyncGuard, Guard
 from guardrails.errors import ValidationError
-
-from integrations.guardrails_proguard.validator import DEFAULT_REFUSAL
+from guardrails_ai.proguard import DEFAULT_REFUSAL
 
 from .conftest import UNSAFE_RESPONSE
 

@@ -6,9 +6,9 @@ import io
 
 import pytest
 from guardrails.validator_base import FailResult, PassResult, validators_registry
+from guardrails_ai.proguard import DEFAULT_REFUSAL, ProGuardValidator
+from guardrails_ai.proguard.main import sentence_cut
 
-from integrations.guardrails_proguard.validator import DEFAULT_REFUSAL, ProGuardValidator
-from integrations.guardrails_proguard.validator.main import sentence_cut
 from proguard_rails import BackendTimeoutError, ConfigurationError, Policy, ProGuard, ScriptedBackend
 
 from .conftest import OOP_MARKER, UNSAFE_REQUEST, UNSAFE_RESPONSE

@@ -65,8 +65,7 @@ with DETECTOR.active(), _home(OFFLINE_HOME):
         pass
     import guardrails  # noqa: F401
     from guardrails import AsyncGuard, Guard  # noqa: F401
-
-    from integrations.guardrails_proguard.validator import ProGuardValidator
+    from guardrails_ai.proguard import ProGuardValidator
 IMPORT_ATTEMPTS = list(DETECTOR.attempts)
 
 

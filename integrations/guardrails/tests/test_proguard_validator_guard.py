@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 from guardrails import AsyncGuard, Guard, OnFailAction
 from guardrails.errors import ValidationError
-
-from integrations.guardrails_proguard.validator import DEFAULT_REFUSAL, ProGuardValidator
+from guardrails_ai.proguard import DEFAULT_REFUSAL, ProGuardValidator
 
 from .conftest import UNSAFE_REQUEST, UNSAFE_RESPONSE
 

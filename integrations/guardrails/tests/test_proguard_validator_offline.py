@@ -73,14 +73,14 @@ def test_package_import_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, integrations.guardrails_proguard as p; "
+    code = ("import sys, guardrails_ai.proguard as p; "
             "assert 'guardrails' not in sys.modules and 'llama_index' not in sys.modules; "
             "assert p.__all__ == ['DEFAULT_REFUSAL', 'ProGuardValidator']")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_offline_problems_reports_what_is_missing(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
-    from integrations.guardrails_proguard.validator.offline import offline_problems
+    from guardrails_ai.proguard.offline import offline_problems
 
     assert offline_problems() == []  # the test setup is fully offline
     monkeypatch.setenv("HOME", str(tmp_path))  # no rc file: metrics default to on

@@ -1,6 +1,6 @@
 """Category mappings: an external benchmark's label scheme onto the guard's taxonomy.
 
-One YAML file per scheme (``training/eval/mappings/<scheme>.yaml``)::
+One YAML file per scheme (``proguard_rails/eval/mappings/<scheme>.yaml``)::
 
     scheme: beavertails
     source: "BeaverTails 330k: the 14 harm-category flags of column `category`"
@@ -41,7 +41,7 @@ def _norm(key: Any) -> str:
 
 def builtin_mappings() -> list[str]:
     """Names of the mapping files shipped with the harness."""
-    root = resources.files("training.eval").joinpath("mappings")
+    root = resources.files("proguard_rails.eval").joinpath("mappings")
     return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -64,7 +64,7 @@ class CategoryMapping:
                 raise ConfigurationError(f"mapping file {path} does not exist")
             text = path.read_text(encoding="utf-8")
         else:
-            res = resources.files("training.eval").joinpath("mappings", f"{name_or_path}.yaml")
+            res = resources.files("proguard_rails.eval").joinpath("mappings", f"{name_or_path}.yaml")
             if not res.is_file():
                 raise ConfigurationError(
                     f"no shipped mapping named {name_or_path!r}; shipped: {', '.join(builtin_mappings())}; "

@@ -1,7 +1,7 @@
 """Reports: ``results.json`` (every metric with its counts), ``report.md`` (judges compared
 across datasets, paper figures beside measured ones), PNG figures, and per-query predictions.
 
-Published figures come from a reference YAML (``training/eval/reference/paper_results.yaml``
+Published figures come from a reference YAML (``proguard_rails/eval/reference/paper_results.yaml``
 by default)::
 
     results:
@@ -216,8 +216,8 @@ def render_markdown(
                 any_value = any_value or val is not None
                 cells.append(f"{_pct(val)} (n={n})" if val is not None else "–")
             refs = []
-            for r in ref_cols:
-                v = ((ref.get("results") or {}).get(r) or {}).get(ds, {}).get(path)
+            for col in ref_cols:
+                v = ((ref.get("results") or {}).get(col) or {}).get(ds, {}).get(path)
                 refs.append(f"{float(v):.1f}" if v is not None else "–")
                 any_value = any_value or v is not None
             if any_value:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-logger = logging.getLogger("training.eval")
+logger = logging.getLogger("proguard_rails.eval")
 
 
 @runtime_checkable
