@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -57,11 +57,14 @@ class CircuitBreaker:
     (within their own deadline); a success closes the breaker and lets them go, a failure
     re-opens it and they fail fast. A probe that never reports back (its
     check was cancelled) expires after ``cooldown`` seconds so the breaker cannot stick.
+
+    ``clock`` (seconds, monotonic) is injectable so tests drive the cooldown without sleeping.
     """
 
-    def __init__(self, threshold: int, cooldown: float) -> None:
+    def __init__(self, threshold: int, cooldown: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
+        self.clock = clock
         self._failures = 0
         self._open_until = 0.0
         self._probe_since: float | None = None
@@ -72,7 +75,7 @@ class CircuitBreaker:
 
     @property
     def is_open(self) -> bool:
-        return time.monotonic() < self._open_until
+        return self.clock() < self._open_until
 
     def _reject(self, why: str) -> None:
         self.rejected_count += 1
@@ -83,7 +86,7 @@ class CircuitBreaker:
     def admit(self) -> bool:
         """True: send the request. False: a probe is out, wait and ask again. Raises while open."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if now < self._open_until:
                 self._reject(f"failing fast for another {self._open_until - now:.1f}s")
             if self._failures >= self.threshold:  # half-open
@@ -112,7 +115,7 @@ class CircuitBreaker:
             if self._failures >= self.threshold:
                 if not self.is_open:
                     self.opened_count += 1
-                self._open_until = time.monotonic() + self.cooldown
+                self._open_until = self.clock() + self.cooldown
 
 
 _CONNECTIONS_PER_POOL = 16
