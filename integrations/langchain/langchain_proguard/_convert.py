@@ -120,6 +120,26 @@ def has_content(messages: Sequence[Any]) -> bool:
 
 
 # ------------------------------------------------------------------------------ requests
+class HeldChunks:
+    """Stream chunks that cannot be merged into one value (mixed types, custom objects).
+
+    The rail keeps every one of them and judges them together; nothing is dropped because
+    ``+`` did not apply.
+    """
+
+    __slots__ = ("chunks",)
+
+    def __init__(self, chunks: Sequence[Any]) -> None:
+        self.chunks = list(chunks)
+
+    @property
+    def last(self) -> Any:
+        return self.chunks[-1]
+
+    def __repr__(self) -> str:
+        return f"HeldChunks({self.chunks!r})"
+
+
 @dataclass(frozen=True)
 class Parts:
     """What a value says: the user side (None when the value has none), the agent side, images."""
@@ -160,6 +180,8 @@ def pick_key(value: Mapping[str, Any], key: str | None, defaults: Sequence[str],
 def parts_of(guard: ProGuard, value: Any, side: Side, key: str | None = None) -> Parts:
     """Read ``value`` as the request (side="input") or the response (side="output")."""
     key_hint = "input_key" if side == "input" else "output_key"
+    if isinstance(value, HeldChunks):
+        return _joined([parts_of(guard, c, side, key) for c in value.chunks])
     if isinstance(value, Mapping):
         k = pick_key(value, key, INPUT_KEYS if side == "input" else OUTPUT_KEYS, key_hint)
         if k is not None:
@@ -170,12 +192,9 @@ def parts_of(guard: ProGuard, value: Any, side: Side, key: str | None = None) ->
                 if req is not None:
                     parts = Parts(req, parts.agent, parts.images)
             return parts
-        # prompt variables ({"topic": ..., "question": ...}): every text value is user-supplied
-        lines = [
-            f"{name}: {_scalar_text(v, side, key_hint)}"
-            for name, v in value.items()
-            if isinstance(v, (str, int, float)) and not isinstance(v, bool)
-        ]
+        # prompt variables ({"topic": ..., "question": ...}): every value is judged, nested
+        # ones as JSON; a value the rail cannot read is an input error (fail closed)
+        lines = [f"{name}: {_scalar_text(v, side, key_hint)}" for name, v in value.items() if v is not None]
         if not lines:
             raise InputError(
                 f"no text found in the {side} dict (keys: {sorted(map(str, value))}); set {key_hint}"
@@ -197,6 +216,17 @@ def parts_of(guard: ProGuard, value: Any, side: Side, key: str | None = None) ->
         return Parts(req.user_text or None, req.agent_text, req.images)
     text = _scalar_text(value, side, key_hint)
     return Parts(text, None) if side == "input" else Parts(None, text)
+
+
+def _joined(parts: Sequence[Parts]) -> Parts:
+    """One Parts from several chunks' parts: texts in order (a repeated request once), all images."""
+    users: list[str] = []
+    for p in parts:
+        if p.user and (not users or users[-1] != p.user):
+            users.append(p.user)
+    agents = [p.agent for p in parts if p.agent]
+    images = tuple(i for p in parts for i in p.images)
+    return Parts("\n".join(users) if users else None, "\n".join(agents) if agents else None, images)
 
 
 def build(guard: ProGuard, parts: Parts, kind: Any, context: Parts | None = None) -> GuardRequest:
@@ -294,6 +324,7 @@ def last_human(messages: Sequence[Any]) -> tuple[int, Any] | tuple[None, None]:
 
 __all__ = [
     "DEFAULT_REFUSAL",
+    "HeldChunks",
     "Parts",
     "Prepared",
     "as_messages",

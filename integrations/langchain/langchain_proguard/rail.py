@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import typing
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from langchain_core.callbacks.manager import (
@@ -33,7 +33,8 @@ from langchain_core.runnables.config import (
     get_config_list,
     patch_config,
 )
-from pydantic import ConfigDict, Field, field_validator
+from langchain_core.runnables.utils import AddableDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 try:  # private in langchain-core; only used to feed astream_log / astream_events stream events
     from langchain_core.tracers._streaming import _StreamingCallbackHandler
@@ -47,7 +48,9 @@ from proguard_rails.verdict import Decision
 
 from ._convert import (
     DEFAULT_REFUSAL,
+    INPUT_KEYS,
     OUTPUT_KEYS,
+    HeldChunks,
     Parts,
     Prepared,
     Refusal,
@@ -73,22 +76,92 @@ def _traced_output(output: Any, proguard: Any) -> dict[str, Any]:
     return {"output": output, "proguard": proguard}
 
 
-def _add(agg: Any, chunk: Any) -> Any:
-    """Aggregate stream chunks the way LangChain does (``+``); unaddable chunks replace.
+class _Unmergeable(Exception):
+    """Two stream chunks that have no lossless merge."""
 
-    Whole messages (not chunks) are collected in a list: ``AIMessage + AIMessage`` would
-    build a prompt template, not a longer message.
+
+_Pick = Callable[[Mapping[str, Any]], Any]
+
+
+def _add(agg: Any, chunk: Any, pick: _Pick | None = None) -> Any:
+    """The aggregate of a stream so far plus ``chunk``, losing nothing that was streamed.
+
+    LangChain itself aggregates with ``+`` and keeps only the last chunk where ``+`` fails
+    (plain dicts, mixed types); a rail doing the same would judge a benign tail and release
+    a harmful head. Here every chunk is kept: text, message chunks and dicts are merged (see
+    ``_merge``); chunks that cannot be merged turn the aggregate into ``HeldChunks``, which
+    keeps them all and is judged as a whole at the end of the stream.
     """
     if agg is _MISSING:
         return chunk
-    if isinstance(agg, BaseMessageChunk) and isinstance(chunk, BaseMessageChunk):
-        return agg + chunk
-    if isinstance(chunk, BaseMessage) and (isinstance(agg, BaseMessage) or _is_message_list(agg)):
-        return [*(agg if isinstance(agg, list) else [agg]), chunk]
+    if isinstance(agg, HeldChunks):
+        return HeldChunks([*agg.chunks, chunk])
     try:
-        return agg + chunk
-    except TypeError:
-        return chunk
+        merged = _merge(agg, chunk, deltas=True)
+    except _Unmergeable:
+        return HeldChunks([agg, chunk])
+    if pick is not None and isinstance(agg, Mapping) and isinstance(merged, Mapping) and pick(agg) != pick(merged):
+        # the merged dict would be read through another key (``{"text": ...}`` then ``{"output":
+        # ...}``): the text under the first key would go unjudged, so keep the chunks apart
+        return HeldChunks([agg, chunk])
+    return merged
+
+
+def _extends(old: Any, new: Any) -> bool:
+    """``new`` repeats ``old`` and may add to it (a cumulative stream's next snapshot)."""
+    if isinstance(old, str) and isinstance(new, str):
+        return new.startswith(old)
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return all(k in new and _extends(v, new[k]) for k, v in old.items())
+    if isinstance(old, list) and isinstance(new, list):
+        return len(new) >= len(old) and all(_extends(o, n) for o, n in zip(old, new, strict=False))
+    return type(old) is type(new) and old == new
+
+
+def _merge(old: Any, new: Any, *, deltas: bool) -> Any:
+    """Merge one chunk into the aggregate, or raise ``_Unmergeable``.
+
+    ``deltas``: the values at this level are known to be increments (text from a chat model
+    or a string parser, ``AddableDict`` fields). Plain dicts and lists carry no such
+    convention: a JSON parser streams cumulative snapshots, a generator may stream deltas.
+    There a value that repeats the aggregate (``_extends``) replaces it, since it already
+    holds everything streamed so far, and any other value is appended; either way no text
+    streamed is left out of the aggregate. Numbers (indexes, counters) keep their latest value.
+    """
+    if new is None:
+        return old
+    if old is None:
+        return new
+    if isinstance(old, BaseMessageChunk) and isinstance(new, BaseMessageChunk):
+        try:
+            return old + new
+        except (TypeError, ValueError) as exc:
+            raise _Unmergeable from exc
+    if isinstance(new, BaseMessage) and (isinstance(old, BaseMessage) or _is_message_list(old)):
+        # whole messages are collected: AIMessage + AIMessage would build a prompt template
+        return [*(old if isinstance(old, list) else [old]), new]
+    if isinstance(old, str) and isinstance(new, str):
+        return new if not deltas and new.startswith(old) else old + new
+    if isinstance(old, BaseModel) and type(old) is type(new) and not isinstance(old, BaseMessage):
+        # structured output streams partial models of one class: merge them field by field
+        fields = _merge(old.model_dump(), new.model_dump(), deltas=False)
+        try:
+            return type(new).model_validate(fields)
+        except ValidationError as exc:
+            raise _Unmergeable from exc
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        inner = isinstance(new, AddableDict)
+        out: dict[Any, Any] = AddableDict(old) if isinstance(old, AddableDict) else dict(old)
+        for k, v in new.items():
+            out[k] = _merge(old[k], v, deltas=inner) if k in old else v
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        return list(new) if _extends(old, new) else [*old, *new]
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)):
+        return new  # counters, indexes, flags: numbers carry no text to judge, the latest is kept
+    if type(old) is type(new) and old == new:
+        return old
+    raise _Unmergeable
 
 
 def _is_message_list(value: Any) -> bool:
@@ -130,12 +203,15 @@ class _Window:
 
     Each judgement covers the whole text so far (cumulative), so a harmful sentence split
     across windows is still seen whole; only the chunks added since the last allowed
-    judgement are released.
+    judgement are released. Once the chunks cannot be merged (``HeldChunks``), nothing more
+    is released before the end of the stream, where all of them are judged together.
     """
 
-    def __init__(self, window: int | None) -> None:
+    def __init__(self, window: int | None, pick: _Pick | None = None) -> None:
         self.window = window if window and window > 0 else None
+        self.pick = pick
         self.agg: Any = _MISSING
+        self.last: Any = None
         self.pending: list[Any] = []
         self.new_chars = 0
         self.last_request: Any = None
@@ -144,9 +220,12 @@ class _Window:
 
     def feed(self, chunk: Any) -> bool:
         """Add a chunk; True when a window is full and the text should be judged now."""
-        self.agg = _add(self.agg, chunk)
+        self.agg = _add(self.agg, chunk, self.pick)
+        self.last = chunk
         self.pending.append(chunk)
         self.new_chars += _chunk_len(chunk)
+        if isinstance(self.agg, HeldChunks):
+            return False  # no mergeable text to judge in windows: hold until the end
         return self.window is not None and self.new_chars >= self.window
 
     def reuse(self, prepared: Prepared) -> Decision | None:
@@ -291,6 +370,18 @@ class ProGuardRail(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
     def _key(self) -> str | None:
         return self.input_key if self.check == "input" else self.output_key
 
+    def _picker(self, side: Side) -> _Pick:
+        """Which key of a dict this rail reads on ``side`` (None: all its values)."""
+        key = self.input_key if side == "input" else self.output_key
+        defaults = INPUT_KEYS if side == "input" else OUTPUT_KEYS
+
+        def pick(value: Mapping[str, Any]) -> Any:
+            try:
+                return pick_key(value, key, defaults, "key")
+            except Exception:
+                return _MISSING
+        return pick
+
     def _prepare(self, value: Any, side: Side | None = None, *, kind: Any = None,
                  context: Parts | None = None) -> Prepared:
         side = side or self.check
@@ -329,6 +420,8 @@ class ProGuardRail(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         sample = win.agg
         if _is_message_list(sample):  # a stream of whole messages: refuse with one message
             sample = sample[-1]
+        elif isinstance(sample, HeldChunks) or isinstance(win.last, BaseModel):
+            sample = win.last  # shaped like the chunks themselves, not like their aggregate
         if self.check == "input":
             return self._blocked_value(sample, decision, "input")
         if isinstance(sample, Mapping):
@@ -442,14 +535,14 @@ class ProGuardRail(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
                   **kwargs: Any) -> Iterator[Any]:
         """Streamed text is released only after it was judged (windows, or the whole stream)."""
         rm, child = self._start(config, {"input": ""}, defers_inputs=True)
-        st = _StreamState(None if self.check == "input" else self.stream_window_chars)
+        st = _StreamState(None if self.check == "input" else self.stream_window_chars, pick=self._picker(self.check))
         inner = self._window_iter(input, st, rm, child, track_input=True)
         yield from _drive(rm, inner, st)
 
     async def atransform(self, input: AsyncIterator[Any], config: RunnableConfig | None = None,
                          **kwargs: Any) -> AsyncIterator[Any]:
         rm, child = await self._astart(config, {"input": ""}, defers_inputs=True)
-        st = _StreamState(None if self.check == "input" else self.stream_window_chars)
+        st = _StreamState(None if self.check == "input" else self.stream_window_chars, pick=self._picker(self.check))
         inner = self._awindow_iter(input, st, rm, child, track_input=True)
         async for chunk in _adrive(rm, inner, st):
             yield chunk
@@ -535,25 +628,31 @@ def _finish_batch(outs: list[Any], return_exceptions: bool) -> list[Any]:
 class _StreamState:
     """Everything one streaming call accumulates (a local object: nothing lives on the Runnable)."""
 
-    def __init__(self, window: int | None, around: bool = False) -> None:
-        self.win = _Window(window)
+    def __init__(self, window: int | None, around: bool = False, pick: _Pick | None = None,
+                 pick_input: _Pick | None = None) -> None:
+        self.win = _Window(window, pick)
+        self.pick_input = pick_input
         self.seen: Any = _MISSING  # the input, aggregated, for the trace
         self.out: Any = _MISSING  # what the caller received, aggregated, for the trace
         self.around = around
         self.verdicts: dict[str, Any] = {}
 
     def inputs(self) -> dict[str, Any] | None:
-        return None if self.seen is _MISSING else {"input": self.seen}
+        return None if self.seen is _MISSING else {"input": _traceable(self.seen)}
 
     def outputs(self) -> dict[str, Any]:
         win = self.win
-        released = None if self.out is _MISSING else self.out
+        released = None if self.out is _MISSING else _traceable(self.out)
         last = win.last_decision.to_dict() if win.last_decision is not None else None
         if self.around:
             proguard: Any = {**self.verdicts, **({"output": last} if last is not None else {})}
         else:
             proguard = last
         return {"output": released, "proguard": proguard, "proguard_checks": win.checks}
+
+
+def _traceable(value: Any) -> Any:
+    return list(value.chunks) if isinstance(value, HeldChunks) else value
 
 
 def _streaming_handler(rm: Any) -> Any:
@@ -643,6 +742,8 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         r = self.rail
         if r.on_block == "raise":
             raise ProGuardViolation(decision)
+        if isinstance(value, HeldChunks):  # a streamed input of chunks that could not be merged
+            value = value.last
         if callable(r.refusal):
             return r.refusal(value, decision)
         shape = _output_shape(self.bound.OutputType)
@@ -804,13 +905,15 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
                   **kwargs: Any) -> Iterator[Any]:
         """The input is read whole and judged first; the chain's stream is then windowed."""
         rm, child = self._start(config, {"input": ""}, defers_inputs=True)
-        st = _StreamState(self.rail.stream_window_chars, around=True)
+        st = _StreamState(self.rail.stream_window_chars, around=True, pick=self.rail._picker("output"),
+                          pick_input=self.rail._picker("input"))
         yield from _drive(rm, self._iter(input, st, rm, child, kwargs), st)
 
     async def atransform(self, input: AsyncIterator[Any], config: RunnableConfig | None = None,
                          **kwargs: Any) -> AsyncIterator[Any]:
         rm, child = await self._astart(config, {"input": ""}, defers_inputs=True)
-        st = _StreamState(self.rail.stream_window_chars, around=True)
+        st = _StreamState(self.rail.stream_window_chars, around=True, pick=self.rail._picker("output"),
+                          pick_input=self.rail._picker("input"))
         async for chunk in _adrive(rm, self._aiter(input, st, rm, child, kwargs), st):
             yield chunk
 
@@ -820,7 +923,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         chunks = []
         for c in input:
             chunks.append(c)
-            st.seen = _add(st.seen, c)
+            st.seen = _add(st.seen, c, st.pick_input)
         if st.seen is _MISSING:
             return
         in_prep = self._prep_in(st.seen)
@@ -841,7 +944,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         chunks = []
         async for c in input:
             chunks.append(c)
-            st.seen = _add(st.seen, c)
+            st.seen = _add(st.seen, c, st.pick_input)
         if st.seen is _MISSING:
             return
         in_prep = self._prep_in(st.seen)
