@@ -18,6 +18,7 @@ import typing
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+from langchain_core.callbacks.base import BaseCallbackManager
 from langchain_core.callbacks.manager import (
     AsyncCallbackManagerForChainRun,
     CallbackManagerForChainRun,
@@ -40,6 +41,10 @@ try:  # private in langchain-core; only used to feed astream_log / astream_event
     from langchain_core.tracers._streaming import _StreamingCallbackHandler
 except ImportError:  # pragma: no cover - moved in a future langchain-core
     _StreamingCallbackHandler = None  # type: ignore[assignment,misc]
+try:
+    from langchain_core.tracers._streaming import _V2StreamingCallbackHandler
+except ImportError:  # pragma: no cover - older or newer langchain-core
+    _V2StreamingCallbackHandler = None  # type: ignore[assignment,misc]
 
 from proguard_rails import ProGuard
 from proguard_rails.errors import ProGuardViolation
@@ -59,6 +64,16 @@ from ._convert import (
     prepare,
     refusal_like,
 )
+
+
+def _is_event_tap(handler: Any) -> bool:
+    """An astream_events / astream_log handler (they relay inner runs' events to the caller)."""
+    kinds = tuple(k for k in (_StreamingCallbackHandler, _V2StreamingCallbackHandler) if k is not None)
+    if kinds and isinstance(handler, kinds):
+        return True
+    # by name too, should langchain-core move the marker classes
+    return type(handler).__name__ in ("_AstreamEventsCallbackHandler", "LogStreamCallbackHandler")
+
 
 #: Name of the custom event carrying each decision (``Decision.to_dict()`` plus the rail's name).
 DECISION_EVENT = "proguard_decision"
@@ -354,16 +369,20 @@ class ProGuardRail(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         cls,
         runnable: Runnable[Any, Any],
         guard: ProGuard | None = None,
+        *,
+        inner_events: bool = False,
         **kwargs: Any,
     ) -> ProGuardGuarded:
         """Screen the input, run ``runnable``, then judge request and answer together.
 
         Keyword arguments configure the rail (``on_block``, ``refusal``, ``input_key``,
         ``output_key``, ``stream_window_chars``, ``policy``). A blocked input never
-        reaches ``runnable``.
+        reaches ``runnable``. ``inner_events=False`` (default) keeps ``runnable``'s own runs
+        out of ``astream_events`` / ``astream_log``, whose model events carry tokens before
+        they are judged; callbacks and tracers (LangSmith) still see them.
         """
         rail = cls(guard, **kwargs)
-        return ProGuardGuarded(rail=rail, bound=runnable)
+        return ProGuardGuarded(rail=rail, bound=runnable, inner_events=inner_events)
 
     # ------------------------------------------------------------------ core steps
     @property
@@ -710,6 +729,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
 
     rail: ProGuardRail
     bound: Runnable[Any, Any]
+    inner_events: bool = False
     name: str | None = "ProGuardGuarded"
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -755,6 +775,26 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             return {r.output_key or "output": r.refusal}
         return refusal_like(value, decision, r.refusal, side="input")
 
+    def _inner(self, child: RunnableConfig) -> RunnableConfig:
+        """The config ``bound`` runs with: without the event-stream taps unless ``inner_events``.
+
+        ``astream_events`` / ``astream_log`` handlers relay every inner run's events as they
+        happen, model tokens and the model's whole answer included, before the answer is
+        judged. Removing only those handlers keeps the guarded chain's text out of the event
+        stream (the wrapper's own ``on_chain_stream`` carries the judged chunks) while
+        callbacks and tracers still record the inner runs.
+        """
+        cbs = child.get("callbacks")
+        if self.inner_events or not isinstance(cbs, BaseCallbackManager):
+            return child
+        taps = [h for h in [*cbs.handlers, *cbs.inheritable_handlers] if _is_event_tap(h)]
+        if not taps:
+            return child
+        stripped = cbs.copy()
+        for h in taps:
+            stripped.remove_handler(h)
+        return patch_config(child, callbacks=stripped)
+
     def _prep_in(self, value: Any) -> Prepared:
         return self.rail._prepare(value, "input", kind="input")
 
@@ -777,7 +817,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             if not d_in.allowed:
                 out = self._input_refusal(input, d_in)
             else:
-                answer = self.bound.invoke(input, child, **kwargs)
+                answer = self.bound.invoke(input, self._inner(child), **kwargs)
                 (d_out,) = r._decide([self._prep_out(answer, in_prep)])
                 r._emit(rm, child, d_out)
                 verdicts["output"] = d_out.to_dict()
@@ -800,7 +840,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             if not d_in.allowed:
                 out = self._input_refusal(input, d_in)
             else:
-                answer = await self.bound.ainvoke(input, child, **kwargs)
+                answer = await self.bound.ainvoke(input, self._inner(child), **kwargs)
                 (d_out,) = await r._adecide([self._prep_out(answer, in_prep)])
                 await r._aemit(rm, child, d_out)
                 verdicts["output"] = d_out.to_dict()
@@ -824,7 +864,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             in_preps = [self._prep_in(v) for v in inputs]
             d_ins = r._decide(in_preps)
             ok = [i for i, d in enumerate(d_ins) if d.allowed]
-            answers = self.bound.batch([inputs[i] for i in ok], [runs[i][1] for i in ok],
+            answers = self.bound.batch([inputs[i] for i in ok], [self._inner(runs[i][1]) for i in ok],
                                        return_exceptions=True, **kwargs) if ok else []
             judged = [(i, a) for i, a in zip(ok, answers, strict=True) if not isinstance(a, Exception)]
             d_outs = dict(zip((i for i, _ in judged),
@@ -868,7 +908,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             in_preps = [self._prep_in(v) for v in inputs]
             d_ins = await r._adecide(in_preps)
             ok = [i for i, d in enumerate(d_ins) if d.allowed]
-            answers = await self.bound.abatch([inputs[i] for i in ok], [runs[i][1] for i in ok],
+            answers = await self.bound.abatch([inputs[i] for i in ok], [self._inner(runs[i][1]) for i in ok],
                                               return_exceptions=True, **kwargs) if ok else []
             judged = [(i, a) for i, a in zip(ok, answers, strict=True) if not isinstance(a, Exception)]
             d_outs = dict(zip((i for i, _ in judged),
@@ -935,7 +975,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             st.win.drop_pending()
             yield refusal
             return
-        answer = self.bound.transform(iter(chunks), child, **kwargs)
+        answer = self.bound.transform(iter(chunks), self._inner(child), **kwargs)
         yield from r._window_iter(answer, st, rm, child, in_prep.parts, "conversation")
 
     async def _aiter(self, input: AsyncIterator[Any], st: _StreamState, rm: AsyncCallbackManagerForChainRun,
@@ -961,7 +1001,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             for c in chunks:
                 yield c
 
-        answer = self.bound.atransform(replay(), child, **kwargs)
+        answer = self.bound.atransform(replay(), self._inner(child), **kwargs)
         try:
             async for chunk in r._awindow_iter(answer, st, rm, child, in_prep.parts, "conversation"):
                 yield chunk
