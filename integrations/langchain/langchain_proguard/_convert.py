@@ -142,15 +142,38 @@ class HeldChunks:
 
 @dataclass(frozen=True)
 class Parts:
-    """What a value says: the user side (None when the value has none), the agent side, images."""
+    """What a value says: the user side (None when the value has none), the agent side, images,
+    and what came with it that the core could not put in them (files, audio: ``not_judged``)."""
 
     user: str | None
     agent: str | None
     images: tuple[Any, ...] = ()
+    not_judged: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.user or "").strip() and not (self.agent or "").strip() and not self.images
+        """Nothing at all: content the guard cannot judge is never "nothing to judge"."""
+        return (not (self.user or "").strip() and not (self.agent or "").strip() and not self.images
+                and not self.not_judged)
+
+
+def _build_params() -> frozenset[str]:
+    import inspect
+
+    return frozenset(inspect.signature(build_request).parameters)
+
+
+#: Whether the core reads content blocks itself and carries what it cannot judge on the request
+#: (``not_judged``), for ``Policy`` to refuse or allow. A core without it drops such blocks from
+#: the text it judges, so the adapter refuses them instead (fail closed).
+CORE_JUDGES_BLOCKS = "not_judged" in _build_params()
+
+
+def not_judged_of(req: GuardRequest) -> tuple[str, ...]:
+    """Content the core left out of ``req``: ``not_judged``, or the older ``skipped_parts`` note."""
+    nj = tuple(getattr(req, "not_judged", ()) or ())
+    skipped = tuple(f"{t} part" for t in (req.metadata.get("skipped_parts") or ()))
+    return nj + tuple(x for x in skipped if x not in nj)
 
 
 def _scalar_text(value: Any, where: str, key_hint: str) -> str:
@@ -203,17 +226,18 @@ def parts_of(guard: ProGuard, value: Any, side: Side, key: str | None = None) ->
         return Parts(text, None) if side == "input" else Parts(None, text)
     msgs = as_messages(value)
     if msgs is not None:
-        if isinstance(value, BaseMessage) and side == "output":
-            return Parts(None, message_text(value))
+        # A message's content blocks (json, images, files) go to the core unchanged, a lone
+        # answer message included: reading only its text would pass the other blocks unjudged.
         if not has_content(msgs):
             return Parts(None, None)
         dicts = [d for d in (_message_dict(m) for m in msgs) if d is not None]
         req = guard.request(dicts, kind=side)
+        nj = not_judged_of(req)
         if side == "input":
             # The whole transcript is the request side of an input check.
             text = req.user_text if not req.agent_text else f"{req.user_text}\n\n[agent]\n{req.agent_text}"
-            return Parts(text, None, req.images)
-        return Parts(req.user_text or None, req.agent_text, req.images)
+            return Parts(text, None, req.images, nj)
+        return Parts(req.user_text or None, req.agent_text, req.images, nj)
     text = _scalar_text(value, side, key_hint)
     return Parts(text, None) if side == "input" else Parts(None, text)
 
@@ -226,7 +250,8 @@ def _joined(parts: Sequence[Parts]) -> Parts:
             users.append(p.user)
     agents = [p.agent for p in parts if p.agent]
     images = tuple(i for p in parts for i in p.images)
-    return Parts("\n".join(users) if users else None, "\n".join(agents) if agents else None, images)
+    nj = tuple(x for p in parts for x in p.not_judged)
+    return Parts("\n".join(users) if users else None, "\n".join(agents) if agents else None, images, nj)
 
 
 def build(guard: ProGuard, parts: Parts, kind: Any, context: Parts | None = None) -> GuardRequest:
@@ -237,7 +262,12 @@ def build(guard: ProGuard, parts: Parts, kind: Any, context: Parts | None = None
         if user is None:
             user = context.user
         images = list(context.images) + [i for i in images if i not in context.images]
-    return build_request(user or "", parts.agent, images, settings=guard.settings, kind=kind)
+    extra: dict[str, Any] = {}
+    if parts.not_judged:
+        if not CORE_JUDGES_BLOCKS:
+            raise InputError(f"content the guard cannot judge: {'; '.join(parts.not_judged[:5])}")
+        extra = {"not_judged": parts.not_judged, "empty_ok": True}  # Policy refuses or allows them
+    return build_request(user or "", parts.agent, images, settings=guard.settings, kind=kind, **extra)
 
 
 @dataclass(frozen=True)
@@ -323,6 +353,7 @@ def last_human(messages: Sequence[Any]) -> tuple[int, Any] | tuple[None, None]:
 
 
 __all__ = [
+    "CORE_JUDGES_BLOCKS",
     "DEFAULT_REFUSAL",
     "HeldChunks",
     "Parts",
@@ -331,6 +362,7 @@ __all__ = [
     "build",
     "last_human",
     "message_text",
+    "not_judged_of",
     "parts_of",
     "prepare",
     "refusal_like",
