@@ -115,6 +115,24 @@ def test_console_script_runs_in_subprocess_against_dead_endpoint():
     assert data["status"] == "error" and data["decision"] == "block" and data["error_type"] == "unavailable"
 
 
+def test_console_script_check_names_the_out_of_policy_risk():
+    """``proguard-rails check`` in a real process against a loopback endpoint whose answer is a
+    risk outside the policy: the printed outcome names it, and the exit code is a block."""
+    from proguard_rails.testing_server import FakeChatServer
+
+    name = "Organ Trafficking Scheme"
+    with FakeChatServer(answer=format_answer("text", "unsafe", "unsafe", name)) as srv:
+        proc = subprocess.run(
+            [sys.executable, "-m", "proguard_rails", "check", "q", "--response", "r", "--base-url", srv.base_url,
+             "--model", "fake-proguard", "--timeout", "30"],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 1, proc.stderr
+    first, second = proc.stdout.splitlines()[:2]
+    assert first.startswith("BLOCKED (block):") and f"out-of-policy risk {name!r}" in first
+    assert f"out-of-policy={name!r}" in second  # the verdict line names it too
+
+
 @pytest.mark.parametrize("module", ["torch", "transformers", "langchain", "langchain_core", "llama_index", "guardrails", "trl"])
 def test_import_is_light(module):
     code = f"import sys, proguard_rails; sys.exit(1 if {module!r} in sys.modules else 0)"
