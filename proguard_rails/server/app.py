@@ -375,7 +375,8 @@ def create_app(
         results = []
         for (text, urls), d in zip(items, decisions, strict=True):
             types = (["text"] if text.strip() else []) + (["image"] if urls else [])
-            results.append(moderation_result(d, types, state.mapping, state.model_name, labels=g.policy.labels))
+            results.append(moderation_result(d, types, state.mapping, state.model_name, labels=g.policy.labels,
+                                             include_raw=body.include_raw and s.include_raw))
         state.metrics.latency.labels("moderations").observe(time.perf_counter() - start)
         return JSONResponse({"id": new_id(), "model": state.model_name, "results": results})
 

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-queue", type=int, help="requests waiting for a slot before 429 [default 1024]")
     g.add_argument("--deadline", type=float, help="per-request deadline in seconds, queueing included [default 60]")
     g.add_argument("--max-inputs", type=int, help="inputs per /v1/moderations call [default 64]")
+    g.add_argument("--include-raw", action="store_true", default=None,
+                   help="let clients ask for the model's raw answer (include_raw in the body; debugging)")
     g.add_argument("--model-name", help="the `model` the API reports (default: derived from the judge)")
     g.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="[default info]")
     add_judge_options(parser)
@@ -48,7 +50,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "allow_unauthenticated": args.allow_unauthenticated, "metrics_public": args.metrics_public,
         "max_body_bytes": args.max_body_bytes, "max_concurrency": args.server_max_concurrency,
         "max_queue": args.max_queue, "deadline": args.deadline, "max_inputs": args.max_inputs,
-        "model_name": args.model_name, "log_level": args.log_level,
+        "model_name": args.model_name, "log_level": args.log_level, "include_raw": args.include_raw,
     }
     from pydantic import ValidationError
 
@@ -60,7 +62,9 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
+    # socket says it is TCP; without it every response waits ~40 ms for a delayed ACK (Nagle)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host.strip("[]"), port))
     sock.listen(2048)
@@ -149,6 +153,8 @@ class ServerThread:
     def start(self) -> ServerThread:
         import uvicorn
 
+        if self._thread is not None and self._thread.is_alive():
+            return self
         self._sock = _bind(self.host, self.port)
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="on", server_header=False)

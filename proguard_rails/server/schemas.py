@@ -37,6 +37,8 @@ class ModerationRequest(BaseModel):
 
     input: str | list[str] | list[Part]
     model: str | None = None
+    include_raw: bool = Field(False, description="extension: add the model's raw answer to each proguard field "
+                                                "(only if the server allows it; send it with the SDK's extra_body)")
 
     @model_validator(mode="before")
     @classmethod

@@ -50,11 +50,9 @@ class ServerSettings(BaseSettings):
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ConfigurationError(f"cannot read the API keys file {str(path)!r}: {exc.strerror or exc}") from exc
-            for line in text.splitlines():
-                line = line.split("#", 1)[0].strip()
-                if line:
-                    out.add(line)
-            if not out:
+            from_file = {ln.split("#", 1)[0].strip() for ln in text.splitlines()} - {""}
+            out.update(from_file)
+            if not from_file:
                 raise ConfigurationError(f"the API keys file {str(path)!r} has no keys")
         return frozenset(out)
 
