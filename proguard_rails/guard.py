@@ -189,7 +189,9 @@ class ProGuard:
         if policy is None and (config is not None or self.settings.config):
             from .config import as_config
 
-            cfg = as_config(config if config is not None else self.settings.config)
+            source = config if config is not None else self.settings.config
+            assert source is not None
+            cfg = as_config(source)
             if taxonomy is None:
                 taxonomy = cfg.load_taxonomy()
         self.taxonomy = taxonomy or Taxonomy.default()

@@ -45,10 +45,10 @@ def _otel() -> Any:
     global _trace
     if _trace is _UNSET:
         try:
-            from opentelemetry import trace
+            from opentelemetry import trace as otel_trace
         except ImportError:
-            trace = None
-        _trace = trace
+            otel_trace = None  # type: ignore[assignment]
+        _trace = otel_trace
     return _trace
 
 

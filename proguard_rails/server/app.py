@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -366,9 +367,9 @@ def create_app(
         for i, (text, urls) in enumerate(items):
             param = "input" if len(items) == 1 else f"input[{i}]"
             try:
-                requests.append(await _build(
-                    g, lambda t=text, u=urls: build_request(t, None, u or None, settings=g.settings,
-                                                            allow_paths=False, kind="input"), bool(urls)))
+                requests.append(await _build(g, functools.partial(
+                    build_request, text, None, urls or None, settings=g.settings, allow_paths=False, kind="input"),
+                    bool(urls)))
             except InputError as exc:
                 raise _input_error(state, exc, param) from None
         decisions = await _judge(state, g, requests, "moderations")

@@ -10,7 +10,15 @@ the ones :func:`~proguard_rails.testing_server.expected_for_tag` gives for ``i``
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..testing_server import expected_for_tag, tag
@@ -104,4 +112,47 @@ async def run_http_load(base_url: str, n: int = 2_000, concurrency: int = 64, *,
     }
 
 
-__all__ = ["matches", "percentile", "run_http_load"]
+@contextlib.contextmanager
+def serve_process(args: Sequence[str], *, env: Mapping[str, str] | None = None, ready: bool = True,
+                  startup_timeout: float = 120.0, cwd: str | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """``proguard-rails serve --port 0 ARGS`` in a child process; yields (base URL, process, log file).
+
+    Waits for ``/readyz`` when ``ready``; terminates the child on exit.
+    """
+    import httpx
+
+    fd, name = tempfile.mkstemp(prefix="proguard-serve-", suffix=".log")
+    os.close(fd)
+    log = Path(name)
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "proguard_rails", "serve", "--port", "0", *args],
+                                stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=cwd)
+    try:
+        url = None
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            m = re.search(r"listening on (http://\S+) ", log.read_text())
+            if m:
+                url = m.group(1)
+                break
+            time.sleep(0.05)
+        if not url:
+            raise RuntimeError(f"proguard-rails serve did not start: {log.read_text()[-2000:]}")
+        while ready and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            if proc.poll() is not None:
+                raise RuntimeError(f"proguard-rails serve exited: {log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        yield url, proc, log
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(15)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+__all__ = ["matches", "percentile", "run_http_load", "serve_process"]

@@ -88,8 +88,8 @@ def category_map(taxonomy: Taxonomy) -> dict[str, tuple[str, ...]]:
             continue
         shared: set[str] | None = None
         for sub in cat.subcategories:
-            names = set(PROGUARD_TO_OPENAI.get(sub.id, ()))
-            shared = names if shared is None else shared & names
+            sub_names = set(PROGUARD_TO_OPENAI.get(sub.id, ()))
+            shared = sub_names if shared is None else shared & sub_names
         if shared:
             out[cat.id] = tuple(n for n in OPENAI_CATEGORIES if n in shared)
     return out

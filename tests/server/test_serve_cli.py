@@ -6,56 +6,21 @@ latency figures are in the benchmark runner, benchmarks/bench_server.py)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from proguard_rails.server.loadtest import run_http_load
+from proguard_rails.server.loadtest import run_http_load, serve_process
 from proguard_rails.testing_server import FakeChatServerProcess
 
 pytest.importorskip("uvicorn")
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextlib.contextmanager
-def serve_cli(args: list[str], tmp_path: Path, env: dict[str, str] | None = None, ready: bool = True):
-    log = tmp_path / f"serve-{time.monotonic_ns()}.log"
-    full_env = {**os.environ, **(env or {})}
-    with log.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "proguard_rails", "serve", "--port", "0", *args],
-                                stdout=fh, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
-    try:
-        url = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            m = re.search(r"listening on (http://\S+) ", log.read_text())
-            if m:
-                url = m.group(1)
-                break
-            time.sleep(0.05)
-        assert url, f"server did not start: {log.read_text()}"
-        if ready:
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url + "/readyz").status_code == 200:
-                        break
-                time.sleep(0.05)
-        yield url, proc, log
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(15)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +57,7 @@ def test_load_2000_requests_64_in_flight_every_answer_matched(endpoint_process, 
     cfg.write_text("fail_mode: closed\nout_of_policy: block\n", encoding="utf-8")
     args = ["--judge", f"openai:{endpoint_process.base_url}", "--config", str(cfg), "--api-keys-file", str(keys),
             "--include-raw", "--max-concurrency", "64", "--log-level", "warning"]
-    with serve_cli(args, tmp_path, env={"PROGUARD_CACHE_SIZE": "0"}) as (url, proc, log):
+    with serve_process(args, env={"PROGUARD_CACHE_SIZE": "0"}, cwd=str(ROOT)) as (url, proc, log):
         endpoint_process.reset_stats()
         result = asyncio.run(run_http_load(url, n=2_000, concurrency=64, api_key="load-key"))
         stats = endpoint_process.stats
