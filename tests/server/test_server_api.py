@@ -68,7 +68,6 @@ def test_check_messages_tool_call_and_tool_result(server, fresh_endpoint):
         ({"request": "a", "messages": []}, "either messages or request"),
         ({"check": "tool_call", "tool_name": "x"}, "needs tool_arguments"),
         ({"request": "a", "surprise": 1}, "surprise"),
-        ({"request": "a", "images": ["/etc/hostname"]}, "image"),  # never a server-side path
         ({"request": "a", "check": "destroy"}, "check"),
     ],
 )
@@ -78,6 +77,17 @@ def test_check_bad_input_is_400_with_a_clear_message(server, body, fragment):
     err = r.json()["error"]
     assert fragment in err["message"] and err["type"] == "invalid_request_error"
     assert "Traceback" not in r.text
+
+
+def test_images_are_never_read_from_server_side_paths(server, tmp_path):
+    img = tmp_path / "local.png"
+    img.write_bytes(png_bytes())  # a readable image on the server's disk
+    for body in ({"request": "a", "images": [str(img)]},
+                 {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": str(img)}}]}]}):
+        r = post(server, "/v1/check", body)
+        assert r.status_code == 400, r.text
+    r = post(server, "/v1/moderations", {"input": [{"type": "image_url", "image_url": {"url": str(img)}}]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input"
 
 
 # ----------------------------------------------------------------------------- auth
