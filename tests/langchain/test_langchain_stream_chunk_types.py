@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessageChunk
-from langchain_core.runnables import RunnableGenerator
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import RunnableGenerator, RunnablePassthrough
 from langchain_core.runnables.utils import AddableDict
 from langchain_proguard import ProGuardRail, ProGuardViolation
 from pydantic import BaseModel
@@ -152,6 +153,20 @@ def test_scripted_dict_stream_whose_key_changes_judges_every_key() -> None:
     with pytest.raises(ProGuardViolation):
         list((gen_of(chunks) | ProGuardRail(guard, stream_window_chars=None)).stream("q"))
     assert "benign tail" in backend.prompts[-1].user_text
+
+
+@pytest.mark.parametrize("output_key", [None, "answer"])
+def test_scripted_assign_stream_judges_the_answer_with_its_question(fake_model: Any, output_key: Any) -> None:
+    """``RunnablePassthrough.assign`` streams the input keys first, then the answer: they merge
+    into one dict read as request + answer (no key is dropped, nothing is held apart)."""
+    guard, backend = make_guard()
+    chain = RunnablePassthrough.assign(answer=(lambda x: x["question"]) | fake_model("Bread needs flour.")
+                                       | StrOutputParser())
+    rail = ProGuardRail(guard, output_key=output_key, stream_window_chars=8)
+    out = list((chain | rail).stream({"question": "How is bread made?"}))
+    assert out[0] == {"question": "How is bread made?"} and "".join(c.get("answer", "") for c in out[1:]) == (
+        "Bread needs flour.")
+    assert "User: How is bread made?\nAgent:  Bread needs flour." in backend.prompts[-1].user_text
 
 
 def test_scripted_cumulative_json_snapshots_are_judged_once_not_repeated() -> None:

@@ -33,7 +33,7 @@ INPUT_KEYS = ("messages", "input", "question", "query", "prompt", "request", "te
 OUTPUT_KEYS = ("messages", "output", "answer", "response", "text", "content", "result", "completion")
 
 #: Keys read as the request beside an output dict's answer.
-_REQUEST_KEYS = ("input", "question", "query", "prompt", "request")
+REQUEST_KEYS = ("input", "question", "query", "prompt", "request")
 
 DEFAULT_REFUSAL = "I can't help with that."
 
@@ -211,7 +211,7 @@ def parts_of(guard: ProGuard, value: Any, side: Side, key: str | None = None) ->
             parts = parts_of(guard, value[k], side)
             if side == "output" and parts.user is None:
                 # {"input": ..., "output": ...} (agent executors, QA chains): judge the pair
-                req = next((value[q] for q in _REQUEST_KEYS if isinstance(value.get(q), str)), None)
+                req = next((value[q] for q in REQUEST_KEYS if isinstance(value.get(q), str)), None)
                 if req is not None:
                     parts = Parts(req, parts.agent, parts.images)
             return parts

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import typing
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from langchain_core.callbacks.base import BaseCallbackManager
@@ -55,6 +55,7 @@ from ._convert import (
     DEFAULT_REFUSAL,
     INPUT_KEYS,
     OUTPUT_KEYS,
+    REQUEST_KEYS,
     HeldChunks,
     Parts,
     Prepared,
@@ -95,10 +96,7 @@ class _Unmergeable(Exception):
     """Two stream chunks that have no lossless merge."""
 
 
-_Pick = Callable[[Mapping[str, Any]], Any]
-
-
-def _add(agg: Any, chunk: Any, pick: _Pick | None = None) -> Any:
+def _add(agg: Any, chunk: Any, pick: _KeyPick | None = None) -> Any:
     """The aggregate of a stream so far plus ``chunk``, losing nothing that was streamed.
 
     LangChain itself aggregates with ``+`` and keeps only the last chunk where ``+`` fails
@@ -115,11 +113,36 @@ def _add(agg: Any, chunk: Any, pick: _Pick | None = None) -> Any:
         merged = _merge(agg, chunk, deltas=True)
     except _Unmergeable:
         return HeldChunks([agg, chunk])
-    if pick is not None and isinstance(agg, Mapping) and isinstance(merged, Mapping) and pick(agg) != pick(merged):
+    if pick is not None and isinstance(agg, Mapping) and isinstance(merged, Mapping) and pick.drops(agg, merged):
         # the merged dict would be read through another key (``{"text": ...}`` then ``{"output":
-        # ...}``): the text under the first key would go unjudged, so keep the chunks apart
+        # ...}``): the text read so far would go unjudged, so keep the chunks apart
         return HeldChunks([agg, chunk])
     return merged
+
+
+class _KeyPick:
+    """Which key of a dict a rail reads (None: all its values), and the keys read beside it."""
+
+    def __init__(self, key: str | None, defaults: Sequence[str], beside: Sequence[str] = ()) -> None:
+        self.key, self.defaults, self.beside = key, tuple(defaults), frozenset(beside)
+
+    def __call__(self, value: Mapping[str, Any]) -> Any:
+        try:
+            return pick_key(value, self.key, self.defaults, "key")
+        except Exception:
+            return _MISSING  # the configured key is not there (yet)
+
+    def drops(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+        """Would reading ``after`` leave out text that reading ``before`` judged?"""
+        old, new = self(before), self(after)
+        if old == new:
+            return False
+        if isinstance(old, str):
+            return True  # the text under the old key is no longer read
+        # nothing selected before (all values read, or the configured key still absent): fine
+        # when everything so far sits under the new key or the keys read beside it (the request)
+        return not isinstance(new, str) or any(
+            v is not None and k != new and k not in self.beside for k, v in before.items())
 
 
 def _extends(old: Any, new: Any) -> bool:
@@ -222,7 +245,7 @@ class _Window:
     is released before the end of the stream, where all of them are judged together.
     """
 
-    def __init__(self, window: int | None, pick: _Pick | None = None) -> None:
+    def __init__(self, window: int | None, pick: _KeyPick | None = None) -> None:
         self.window = window if window and window > 0 else None
         self.pick = pick
         self.agg: Any = _MISSING
@@ -241,6 +264,8 @@ class _Window:
         self.new_chars += _chunk_len(chunk)
         if isinstance(self.agg, HeldChunks):
             return False  # no mergeable text to judge in windows: hold until the end
+        if self.pick is not None and isinstance(self.agg, Mapping) and self.pick(self.agg) is _MISSING:
+            return False  # the configured key has not arrived yet: hold (the end is judged regardless)
         return self.window is not None and self.new_chars >= self.window
 
     def reuse(self, prepared: Prepared) -> Decision | None:
@@ -389,17 +414,11 @@ class ProGuardRail(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
     def _key(self) -> str | None:
         return self.input_key if self.check == "input" else self.output_key
 
-    def _picker(self, side: Side) -> _Pick:
-        """Which key of a dict this rail reads on ``side`` (None: all its values)."""
-        key = self.input_key if side == "input" else self.output_key
-        defaults = INPUT_KEYS if side == "input" else OUTPUT_KEYS
-
-        def pick(value: Mapping[str, Any]) -> Any:
-            try:
-                return pick_key(value, key, defaults, "key")
-            except Exception:
-                return _MISSING
-        return pick
+    def _picker(self, side: Side) -> _KeyPick:
+        """How this rail reads a dict on ``side`` (the output side reads the request beside the answer)."""
+        if side == "input":
+            return _KeyPick(self.input_key, INPUT_KEYS)
+        return _KeyPick(self.output_key, OUTPUT_KEYS, REQUEST_KEYS)
 
     def _prepare(self, value: Any, side: Side | None = None, *, kind: Any = None,
                  context: Parts | None = None) -> Prepared:
@@ -647,8 +666,8 @@ def _finish_batch(outs: list[Any], return_exceptions: bool) -> list[Any]:
 class _StreamState:
     """Everything one streaming call accumulates (a local object: nothing lives on the Runnable)."""
 
-    def __init__(self, window: int | None, around: bool = False, pick: _Pick | None = None,
-                 pick_input: _Pick | None = None) -> None:
+    def __init__(self, window: int | None, around: bool = False, pick: _KeyPick | None = None,
+                 pick_input: _KeyPick | None = None) -> None:
         self.win = _Window(window, pick)
         self.pick_input = pick_input
         self.seen: Any = _MISSING  # the input, aggregated, for the trace
