@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.messages import (
@@ -143,12 +143,17 @@ class HeldChunks:
 @dataclass(frozen=True)
 class Parts:
     """What a value says: the user side (None when the value has none), the agent side, images,
-    and what came with it that the core could not put in them (files, audio: ``not_judged``)."""
+    and what came with it that the guard cannot read (files, audio: ``not_judged``).
+
+    ``source`` is the core's own request when the parts were read from one unchanged: it is
+    judged as it is, with everything the core noted on it.
+    """
 
     user: str | None
     agent: str | None
     images: tuple[Any, ...] = ()
     not_judged: tuple[str, ...] = ()
+    source: GuardRequest | None = field(default=None, compare=False)
 
     @property
     def empty(self) -> bool:
@@ -170,8 +175,12 @@ CORE_JUDGES_BLOCKS = "not_judged" in _build_params()
 
 
 def not_judged_of(req: GuardRequest) -> tuple[str, ...]:
-    """Content the core left out of ``req``: ``not_judged``, or the older ``skipped_parts`` note."""
-    nj = tuple(getattr(req, "not_judged", ()) or ())
+    """Content of ``req``'s input the guard cannot read (not what was skipped by configuration,
+    such as system messages): ``unjudgeable`` / ``not_judged``, or the older ``skipped_parts`` note."""
+    unreadable = getattr(req, "unjudgeable", None)
+    if unreadable is None:
+        unreadable = getattr(req, "not_judged", ())
+    nj = tuple(unreadable or ())
     skipped = tuple(f"{t} part" for t in (req.metadata.get("skipped_parts") or ()))
     return nj + tuple(x for x in skipped if x not in nj)
 
@@ -237,7 +246,7 @@ def parts_of(guard: ProGuard, value: Any, side: Side, key: str | None = None) ->
             # The whole transcript is the request side of an input check.
             text = req.user_text if not req.agent_text else f"{req.user_text}\n\n[agent]\n{req.agent_text}"
             return Parts(text, None, req.images, nj)
-        return Parts(req.user_text or None, req.agent_text, req.images, nj)
+        return Parts(req.user_text or None, req.agent_text, req.images, nj, source=req)
     text = _scalar_text(value, side, key_hint)
     return Parts(text, None) if side == "input" else Parts(None, text)
 
@@ -256,6 +265,8 @@ def _joined(parts: Sequence[Parts]) -> Parts:
 
 def build(guard: ProGuard, parts: Parts, kind: Any, context: Parts | None = None) -> GuardRequest:
     """One request from the parts read, with the guard's limits applied."""
+    if parts.source is not None and context is None and CORE_JUDGES_BLOCKS:
+        return parts.source if parts.source.kind == kind else parts.source.with_(kind=kind)
     user = parts.user
     images = list(parts.images)
     if context is not None:
