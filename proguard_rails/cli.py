@@ -1,7 +1,6 @@
 """``proguard-rails`` command line.
 
-check     judge one text / (request, response) / image; exit 0 allowed, 1 blocked, 2 error not
-          turned into a block (fail-open) or bad usage
+check     judge one text / (request, response) / image; exit codes in CHECK_EXIT_CODES below
 eval      run judges over datasets and report the paper's four tasks (training.eval)
 scan      moderate a whole file or image folder, resumable
 taxonomy  print the policy (default, or a custom YAML) as the model sees it
@@ -18,7 +17,20 @@ from typing import Any
 
 EXIT_ALLOWED = 0
 EXIT_BLOCKED = 1
-EXIT_ERROR = 2
+EXIT_ERROR = 2  # bad usage or configuration: nothing was judged
+EXIT_ERROR_ALLOWED = 3  # the guard failed and fail-open let the content through unjudged
+
+CHECK_EXIT_CODES = """\
+exit codes:
+  0  allowed: judged safe, or let through by the policy
+  1  blocked: judged unsafe, OR the guard failed (endpoint down or refusing, timeout,
+     unreadable answer) under --fail-mode closed (the default), OR the input was refused
+     (corrupt image, HTTP 400 from the endpoint...: these block under both fail modes)
+  2  bad usage or configuration: nothing was judged
+  3  the guard failed (endpoint down, timeout, unreadable answer) under --fail-mode open:
+     the content was let through unjudged
+  An endpoint error is therefore exit 1 with --fail-mode closed and exit 3 with --fail-mode open;
+  --json prints status "error", error_type and fail_mode_applied in both cases."""
 
 
 def _add_guard_options(p: argparse.ArgumentParser) -> None:
@@ -30,7 +42,9 @@ def _add_guard_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=["auto", "openai", "transformers", "vllm", "lite"],
                    help="which backend; auto: base URL, else model path, else the lite judge [PROGUARD_BACKEND]")
     g.add_argument("--timeout", type=float, help="deadline per check in seconds [PROGUARD_TIMEOUT]")
-    g.add_argument("--fail-mode", choices=["closed", "open"], help="what an error does [PROGUARD_FAIL_MODE]")
+    g.add_argument("--fail-mode", choices=["closed", "open"],
+                   help="what a guard error does: closed blocks (exit 1), open lets the content through (exit 3) "
+                        "[PROGUARD_FAIL_MODE]")
     g.add_argument("--taxonomy", help="custom policy YAML (default: the released policy)")
     g.add_argument("--hold-out", action="append", default=[], metavar="ID",
                    help="hide a category from the policy shown to the model (repeatable)")
@@ -91,7 +105,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             if v.truncated:
                 print("  note: input was truncated (head and tail kept)")
     if decision.status == "error" and decision.allowed:
-        return EXIT_ERROR
+        return EXIT_ERROR_ALLOWED
     return EXIT_ALLOWED if decision.allowed else EXIT_BLOCKED
 
 
@@ -130,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="proguard-rails", description="ProGuard safety guard tools")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check", help="judge one input; exit 0 allowed, 1 blocked, 2 error not blocked")
+    p = sub.add_parser("check", help="judge one input; exit 0 allowed, 1 blocked (also a guard error under "
+                                     "fail-mode closed), 2 bad usage, 3 guard error let through by fail-mode open",
+                       epilog=CHECK_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("text", nargs="?", help="the user's request ('-' reads stdin)")
     p.add_argument("--response", help="the agent's response to judge with the request")
     p.add_argument("--image", action="append", help="image path (no text: image mode; with text: text-image)")
