@@ -315,11 +315,11 @@ class ProGuard:
         todo: list[int] = []
         for i, req in enumerate(requests):
             nothing_else = not (req.user_text.strip() or (req.agent_text or "").strip() or req.images)
-            if req.not_judged and (pol.unjudgeable == "block" or nothing_else):
+            if req.unjudgeable and (pol.unjudgeable == "block" or nothing_else):
                 # Policy(unjudgeable=...) decides: "block" refuses the check, "allow" lets it through
                 # (the rest, if any, is still judged) and the Decision lists what was not judged.
                 decisions[i] = pol.decide_error(UnjudgeableInputError(
-                    f"the input holds content the guard cannot judge ({'; '.join(req.not_judged[:5])}); "
+                    f"the input holds content the guard cannot judge ({'; '.join(req.unjudgeable[:5])}); "
                     f"Policy(unjudgeable={pol.unjudgeable!r})"
                 ), _check_name(req.kind))
             elif req.images and not self.judge.supports_images:

@@ -379,6 +379,9 @@ def _load_image_part(part: Mapping[str, Any], s: ProGuardSettings, label: str) -
         if not isinstance(url, str):
             raise ImageError(f"{label}: image_url part without a url")
         return load_image(url, settings=s, allow_paths=False, label=label)
+    source = part.get("source")
+    if isinstance(source, Mapping):  # {"type": "image", "source": {"type": "base64"|"url", "data"|"url": ...}}
+        return _load_image_part({k: v for k, v in source.items() if k in ("base64", "data", "url")}, s, label)
     # LangChain v1 standard blocks: {"type": "image", "base64"|"data"|"url": ..., "mime_type": ...}
     for key in ("base64", "data"):
         if isinstance(part.get(key), (str, bytes)):
@@ -428,8 +431,11 @@ class GuardRequest:
     kind: CheckKind = "conversation"
     metadata: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     #: content that came with the input but is not in this request ("message 2: file part",
-    #: "message 0: system message"): the policy refuses it or lets it through, and the Decision lists it
+    #: "message 0: system message"); the Decision lists it
     not_judged: tuple[str, ...] = ()
+    #: the part of ``not_judged`` the guard cannot read (files, audio, video), as opposed to parts
+    #: skipped by configuration: ``Policy.unjudgeable`` refuses these or lets them through
+    unjudgeable: tuple[str, ...] = ()
 
     @property
     def modality(self) -> Modality:
@@ -584,13 +590,14 @@ def request_from_messages(
     if include_system is None:
         include_system = s.system_messages == "judge"
     turns: list[tuple[str, str, list[Any]]] = []
-    not_judged: list[str] = []
+    not_judged: list[str] = []  # parts the guard cannot read
+    skipped: list[str] = []  # system messages left out by configuration
     for i, msg in enumerate(messages):
         role, content = _message_role_content(msg)
         label = f"message {i}"
         texts, imgs, unjudged = _split_content(content, label=label)
         if role == "system" and not include_system:
-            not_judged.append(f"{label}: system message (system_messages='skip')")
+            skipped.append(f"{label}: system message (system_messages='skip')")
             continue
         not_judged.extend(unjudged)
         turns.append((role, "\n".join(t for t in texts), imgs))
@@ -608,8 +615,9 @@ def request_from_messages(
     user_text = "\n\n".join(pieces)
     agent_text = "\n\n".join(t for _, t, _ in response_turns if t.strip()) or None
     raw_images = [img for _, _, imgs in turns for img in imgs]
-    return build_request(user_text, agent_text, raw_images, settings=s, allow_paths=False, kind=kind,
-                         not_judged=not_judged, empty_ok=bool(not_judged))
+    req = build_request(user_text, agent_text, raw_images, settings=s, allow_paths=False, kind=kind,
+                        not_judged=not_judged, empty_ok=bool(not_judged))
+    return req.with_(not_judged=(*skipped, *req.not_judged)) if skipped else req
 
 
 def build_request(
@@ -626,8 +634,9 @@ def build_request(
 ) -> GuardRequest:
     """Apply the limits and build a request from plain parts.
 
-    ``not_judged`` describes content that came with these parts but is not in them; with
-    ``empty_ok`` a request may hold nothing else (the policy then refuses or allows it).
+    ``not_judged`` describes content that came with these parts but that the guard cannot read
+    (``GuardRequest.unjudgeable``); with ``empty_ok`` a request may hold nothing else (the policy
+    then refuses or allows it).
     """
     s = _settings(settings)
     imgs = list(images or [])
@@ -643,11 +652,11 @@ def build_request(
     t2 = False
     if agent_text is not None:
         at, t2 = truncate_text(clean_text(agent_text), s.max_chars)
-    skipped = tuple(not_judged)
-    if not ut.strip() and not (at or "").strip() and not loaded and not (empty_ok and skipped):
+    unreadable = tuple(not_judged)
+    if not ut.strip() and not (at or "").strip() and not loaded and not (empty_ok and unreadable):
         raise InputError("nothing to judge: empty text and no image")
     return GuardRequest(ut, at, loaded, truncated=t1 or t2, kind=kind, metadata=dict(metadata or {}),
-                        not_judged=skipped)
+                        not_judged=unreadable, unjudgeable=unreadable)
 
 
 def normalize(
@@ -707,8 +716,10 @@ def normalize(
     if isinstance(obj, Sequence) and not isinstance(obj, (bytes, bytearray)):
         req = request_from_messages(obj, settings=s, kind=kind)
         if resp_text is not None or extra_images or not_judged:
-            return build(req.user_text, resp_text if resp_text is not None else req.agent_text,
-                         list(req.images) + extra_images, req.not_judged)
+            rebuilt = build(req.user_text, resp_text if resp_text is not None else req.agent_text,
+                            list(req.images) + extra_images, req.unjudgeable)
+            skipped = tuple(x for x in req.not_judged if x not in req.unjudgeable)
+            return rebuilt.with_(not_judged=(*skipped, *rebuilt.not_judged)) if skipped else rebuilt
         return req
     if hasattr(obj, "content") and (hasattr(obj, "type") or hasattr(obj, "role")):
         return normalize([obj], response, images, settings=s, kind=kind)
