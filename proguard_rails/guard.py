@@ -222,6 +222,8 @@ class ProGuard:
         thread, so it never blocks the event loop, and within the check's deadline when one is set."""
         if isinstance(obj, GuardRequest) and response is None and not images:
             return obj
+        if not images and _small_text(obj) and (response is None or _small_text(response)):
+            return self.request(obj, response, kind=kind)  # plain short text: microseconds, no thread hop
         left = time_left(self.settings.timeout)
         if left <= 0:
             raise InputTimeoutError(self._input_timeout_message())
@@ -419,13 +421,19 @@ class ProGuard:
     async def acheck_tool_call(self, name: str, arguments: Any, context: str | None = None,
                                *, policy: Policy | None = None) -> Decision:
         pol = policy or self.policy
-        try:
-            req = self.tool_call_request(name, arguments, context)
-        except ProGuardError as exc:
-            return pol.decide_error(exc, "tool_call")
-        except (RecursionError, ValueError, TypeError) as exc:
-            return pol.decide_error(InputError(f"cannot serialize the tool call: {type(exc).__name__}"), "tool_call")
-        return (await self.acheck_batch([req], policy=pol))[0]
+        with deadline_at(time.monotonic() + self.settings.timeout):
+            try:  # serializing the arguments is the caller's data: in a worker thread, within the deadline
+                req = await asyncio.wait_for(run_cpu(partial(self.tool_call_request, name, arguments, context)),
+                                             time_left(self.settings.timeout))
+            except asyncio.TimeoutError:
+                return pol.decide_error(InputTimeoutError(self._input_timeout_message()), "tool_call")
+            except ProGuardError as exc:
+                return pol.decide_error(exc, "tool_call")
+            except (RecursionError, ValueError, TypeError) as exc:
+                return pol.decide_error(InputError(f"cannot serialize the tool call: {type(exc).__name__}"),
+                                        "tool_call")
+            (decision,) = await self._adecide([req], pol)
+        return decision
 
     def check_tool_call(self, name: str, arguments: Any, context: str | None = None,
                         *, policy: Policy | None = None) -> Decision:
@@ -472,6 +480,19 @@ class ProGuard:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Text up to this size is normalized inline (linear and cheap); anything larger, any image and
+#: any structured input goes to a worker thread under the deadline.
+_INLINE_CHARS = 32_768
+
+
+def _small_text(obj: Any) -> bool:
+    if isinstance(obj, str):
+        return len(obj) <= _INLINE_CHARS
+    if isinstance(obj, tuple) and len(obj) == 2 and all(isinstance(x, (str, type(None))) for x in obj):
+        return sum(len(x or "") for x in obj) <= _INLINE_CHARS
+    return False
 
 
 def _check_name(kind: CheckKind):  # type: ignore[no-untyped-def]

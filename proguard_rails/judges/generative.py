@@ -18,6 +18,7 @@ from .base import Judge, JudgeResult
 
 _NO_DEADLINE = float("inf")
 _INLINE_PARSE_CHARS = 64 * 1024
+_INLINE_RENDER_CHARS = 8 * 1024  # neutralizing this much text takes a few ms even when every char is exotic
 
 
 class GenerativeJudge(Judge):
@@ -36,6 +37,8 @@ class GenerativeJudge(Judge):
     async def _render(self, request: GuardRequest, taxonomy: Taxonomy) -> RenderedPrompt | ProGuardError:
         """Render in a worker thread within the check's deadline (escaping is linear, but the text is
         the attacker's): an overrun is an input error, which blocks under both fail modes."""
+        if len(request.user_text) + len(request.agent_text or "") <= _INLINE_RENDER_CHARS:
+            return render(request, taxonomy, templates=self.templates)  # milliseconds at most: no thread hop
         left = time_left(_NO_DEADLINE)
         try:
             return await asyncio.wait_for(run_cpu(partial(render, request, taxonomy, templates=self.templates)),
