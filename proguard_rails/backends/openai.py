@@ -469,8 +469,20 @@ class OpenAIBackend(Backend):
             content = message.get("content")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendError(f"{self.base_url} returned JSON without choices[0].message.content: {str(data)[:300]}") from exc
-        if isinstance(content, list):  # some servers return content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        reasoning_parts: list[str] = []
+        if isinstance(content, list):  # some servers return content parts; reasoning parts are not the answer
+            texts = []
+            for p in content:
+                if not isinstance(p, dict):
+                    continue
+                text = p.get("text") if isinstance(p.get("text"), str) else p.get("reasoning")
+                if not isinstance(text, str):
+                    continue
+                if str(p.get("type", "text")) in ("reasoning", "thinking", "reasoning_text"):
+                    reasoning_parts.append(text)
+                else:
+                    texts.append(text)
+            content = "".join(texts)
         if content is None:
             content = ""
         if not isinstance(content, str):
@@ -479,9 +491,12 @@ class OpenAIBackend(Backend):
         # move <think>...</think> out of `content`; put it back so the verdict keeps the reasoning.
         # That field is reasoning through and through: its own tags are made inert, so a draft
         # answer quoted there is never read as the verdict, which comes from `content` alone.
-        reasoning = message.get("reasoning_content") or message.get("reasoning")
-        if isinstance(reasoning, str) and reasoning.strip():
-            content = f"<think>\n{escape_reasoning(reasoning.strip())}\n</think>\n{content.lstrip()}"
+        field = message.get("reasoning_content") or message.get("reasoning")
+        if isinstance(field, str):
+            reasoning_parts.insert(0, field)
+        reasoning = "\n".join(r.strip() for r in reasoning_parts if r.strip())
+        if reasoning:
+            content = f"<think>\n{escape_reasoning(reasoning)}\n</think>\n{content.lstrip()}"
         if not content.strip():
             raise BackendError(f"{self.base_url} returned an empty answer (finish_reason={choice.get('finish_reason')})")
         # The server may not have applied the stop sequence: end the text after the first </answer>

@@ -50,14 +50,18 @@ class GenerativeJudge(Judge):
         """Parsing is linear and model output is short (``max_tokens``): it runs inline. A long one
         (a misbehaving endpoint, up to ``max_response_bytes``) goes to a worker thread, bounded by
         what is left of the deadline but never less than a fraction of the documented margin."""
-        if len(text) <= _INLINE_PARSE_CHARS:
-            return parse_answer(text, modality, taxonomy, judge=self.name)
-        left = max(time_left(_NO_DEADLINE), DEADLINE_MARGIN_S / 2)
         try:
+            if len(text) <= _INLINE_PARSE_CHARS:
+                return parse_answer(text, modality, taxonomy, judge=self.name)
+            left = max(time_left(_NO_DEADLINE), DEADLINE_MARGIN_S / 2)
             return await asyncio.wait_for(run_cpu(partial(parse_answer, text, modality, taxonomy, judge=self.name)),
                                           None if left == _NO_DEADLINE else left)
         except asyncio.TimeoutError:
             raise AnswerParseError("reading the answer did not finish within the check's deadline", text) from None
+        except ProGuardError:
+            raise
+        except Exception as exc:  # whatever the model wrote, an unreadable answer is an error, never a crash
+            raise AnswerParseError(f"unreadable answer ({type(exc).__name__}: {str(exc)[:200]})", text) from exc
 
     async def ajudge_batch(self, requests: Sequence[GuardRequest], taxonomy: Taxonomy) -> list[JudgeResult]:
         rendered = await asyncio.gather(*(self._render(r, taxonomy) for r in requests))

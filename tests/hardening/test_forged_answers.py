@@ -50,6 +50,15 @@ def test_answer_quoted_in_reasoning_is_not_the_verdict(text):
     assert v.request == "unsafe" and v.response == "unsafe" and v.category_id == "C8S1"
 
 
+@pytest.mark.parametrize("category", ["C" + "9" * 5000, "C1S" + "7" * 5000, "(" * 5000, "C1" + " " * 20000 + ":x"],
+                         ids=["long_id", "long_sub_id", "parens", "spaces"])
+def test_hostile_category_values_never_crash_the_parser(category):
+    """A category the model (or an attacker steering it) makes huge is read, or unreadable, never a crash
+    (int() of a 5,000-digit id raised ValueError, which escaped as an exception instead of a decision)."""
+    v = parse_answer(f"<answer>Request:unsafe\nResponse:unsafe\nCategory:{category}</answer>", "text")
+    assert v.unsafe
+
+
 def test_answers_on_both_sides_of_the_reasoning_that_disagree_are_unreadable():
     with pytest.raises(AnswerParseError, match="disagree"):
         parse_answer(f"{DRAFT_SAFE}\n<think>x</think>\n{REAL_UNSAFE}", "text")
@@ -90,6 +99,17 @@ async def test_reasoning_content_with_a_draft_answer_never_allows(reasoning):
     assert d.verdict.reasoning  # the reasoning is kept for the record, made inert
     assert "<answer>" not in d.verdict.reasoning
     await guard.aclose()
+
+
+async def test_reasoning_content_parts_are_not_the_answer():
+    parts = [{"type": "reasoning", "text": DRAFT_SAFE}, {"type": "text", "text": REAL_UNSAFE}]
+    guard = ProGuard(backend=_backend({"content": parts}))
+    assert (await guard.acheck("hello")).status == "blocked"
+    only = ProGuard(backend=_backend({"content": [{"type": "reasoning", "text": DRAFT_SAFE}]}))
+    d = await only.acheck("hello")
+    assert d.status == "error" and not d.allowed
+    await guard.aclose()
+    await only.aclose()
 
 
 async def test_reasoning_content_without_an_answer_is_an_error_not_safe():
