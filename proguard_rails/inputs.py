@@ -359,7 +359,10 @@ def read_regular_file(path: Path, limit: int, label: str) -> bytes:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise ImageError(f"{label}: {path} is {_file_kind(st.st_mode)}, not a regular file")
-        data = f.read(limit + 1)
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:  # /proc files and the like: regular, yet unreadable
+            raise ImageError(f"{label}: cannot read {path}: {exc}") from exc
     if len(data) > limit:
         raise ImageError(f"{label}: {path} grew past max_image_bytes={limit:,} while being read")
     return data

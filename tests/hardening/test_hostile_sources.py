@@ -56,6 +56,12 @@ def test_image_paths_must_be_regular_files(tmp_path, make):
         load_image(path)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="Linux /proc")
+def test_an_unreadable_regular_file_is_an_image_error_not_a_crash():
+    guard = ProGuard(backend=ScriptedBackend(), fail_mode="open")
+    _refused(guard.check("what is this?", images=["/proc/self/mem"]), "cannot read")
+
+
 def test_a_fifo_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "pic.png"
     os.mkfifo(fifo)
