@@ -24,8 +24,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 #: What a check may take beyond ``timeout``: the time for the event loop to notice the deadline
-#: and build the error decision. Measured well under 10 ms on an idle machine; documented as
-#: this bound (docs/security.md) with room for a loaded one.
+#: and build the error decision (measured at about 10 ms where a step watches the deadline
+#: itself: normalization, rendering, the HTTP endpoint), plus half of it as grace for a judge
+#: that does not (local backends, custom judges: about 0.26 s measured). Documented as this
+#: bound in docs/security.md; the hostile-input test allows more for a loaded CI machine.
 DEADLINE_MARGIN_S = 0.5
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("proguard_check_deadline", default=None)
