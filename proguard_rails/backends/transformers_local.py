@@ -39,7 +39,7 @@ from typing import Any
 from ..errors import BackendError, BackendTimeoutError, ConfigurationError, MissingDependencyError
 from ..protocol import RenderedPrompt
 from ..settings import ProGuardSettings
-from .base import STOP_SEQUENCES, Backend, Generation
+from .base import STOP_SEQUENCES, Backend, Generation, stop_end
 
 logger = logging.getLogger("proguard_rails.backends.transformers")
 
@@ -492,13 +492,45 @@ class SharedModel:
 
     def _finish(self, token_ids: list[int], params: GenParams) -> tuple[str, str]:
         text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
-        for stop in params.stop:
-            idx = text.find(stop)
-            if idx >= 0:
-                return text[: idx + len(stop)], "stop"  # keep the stop string; the parser accepts both
+        if params.stop:
+            # The answer ends at the first </answer> after the reasoning closed, never at one quoted
+            # inside the reasoning (that would let a draft answer stand in for the verdict).
+            end = stop_end(text, params.stop)
+            if end is not None:
+                return text[:end], "stop"  # keep the stop string; the parser accepts both
         if token_ids and token_ids[-1] in self.eos_ids:
             return text, "stop"
         return text, "length"
+
+    def _stop_reached(self, token_ids: list[int], stops: tuple[str, ...]) -> bool:
+        """Whether generation can stop: a stop string just appeared (cheap check on the last tokens)
+        and the text so far holds an answer after the closed reasoning (full check, rarely run)."""
+        tail = self.tokenizer.decode(token_ids[-_STOP_WINDOW_TOKENS:], skip_special_tokens=False)
+        if not any(s in tail for s in stops):
+            return False
+        return stop_end(self.tokenizer.decode(token_ids, skip_special_tokens=True), stops) is not None
+
+    def _stopping_criteria(self, params: GenParams) -> Any:
+        """``transformers`` stopping criteria with ``_stop_reached`` (its own ``stop_strings`` would
+        stop at the first ``</answer>``, inside the reasoning too)."""
+        if not params.stop:
+            return None
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        backend = self
+        torch = self.torch
+
+        class _AnswerStop(StoppingCriteria):  # type: ignore[misc]
+            prompt_len: int | None = None
+
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                if self.prompt_len is None:
+                    self.prompt_len = int(input_ids.shape[1]) - 1  # first call: one token generated
+                rows = input_ids[:, self.prompt_len :].tolist()
+                done = [backend._stop_reached(row, params.stop) for row in rows]
+                return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+        return StoppingCriteriaList([_AnswerStop()])
 
     # --- plain path: transformers generate ---------------------------------------------------
     def generate_kwargs(self, params: GenParams) -> dict[str, Any]:
@@ -514,8 +546,7 @@ class SharedModel:
             "max_new_tokens": params.max_new_tokens,
             "eos_token_id": sorted(self.eos_ids),
             "pad_token_id": self.pad_id,
-            "stop_strings": list(params.stop) or None,
-            "tokenizer": self.tokenizer,
+            "stopping_criteria": self._stopping_criteria(params),
         }
 
     def _generate_plain(self, prompts: Sequence[RenderedPrompt], params: GenParams) -> list[
@@ -668,7 +699,7 @@ class SharedModel:
         )
 
     def _greedy_loop(self, logits: Any, cache: Any, mask: Any, next_pos: Any, params: GenParams) -> list[list[int]]:
-        """Argmax decoding; each row stops at an EOS token or once its text contains a stop string."""
+        """Argmax decoding; each row stops at an EOS token or once its answer is complete (``_stop_reached``)."""
         torch = self.torch
         batch = logits.shape[0]
         generated: list[list[int]] = [[] for _ in range(batch)]
@@ -682,10 +713,8 @@ class SharedModel:
                 generated[i].append(tok)
                 if tok in self.eos_ids:
                     done[i] = True
-                elif stops:
-                    tail = self.tokenizer.decode(generated[i][-_STOP_WINDOW_TOKENS:], skip_special_tokens=False)
-                    if any(s in tail for s in stops):
-                        done[i] = True
+                elif stops and self._stop_reached(generated[i], stops):
+                    done[i] = True
             if all(done) or step == params.max_new_tokens - 1:
                 break
             feed = torch.tensor([[self.pad_id if done[i] else generated[i][-1]] for i in range(batch)],
