@@ -14,8 +14,8 @@ import logging
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ._portal import run_sync
 from .backends.base import Backend
@@ -29,6 +29,7 @@ from .taxonomy import Taxonomy
 from .verdict import Decision, Verdict
 
 logger = logging.getLogger("proguard_rails")
+T = TypeVar("T")
 
 _LITE_WARNING_LOCK = threading.Lock()
 _LITE_WARNING_SHOWN = False
@@ -293,14 +294,19 @@ class ProGuard:
         (decision,) = await self.acheck_batch([req], policy=pol, kind=kind)
         return decision
 
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        # In-process judges run on the calling thread's own loop when none runs there (no thread
+        # hop); judges with loop-bound state (connection pools) share the background loop.
+        return run_sync(coro, inline=not self.judge.loop_bound)
+
     def check(self, content: Any, response: Any = None, *, images: Iterable[Any] | None = None,
               policy: Policy | None = None, kind: CheckKind = "conversation") -> Decision:
         """Sync ``acheck``; safe to call from inside a running event loop."""
-        return run_sync(self.acheck(content, response, images=images, policy=policy, kind=kind))
+        return self._sync(self.acheck(content, response, images=images, policy=policy, kind=kind))
 
     def check_batch(self, items: Sequence[Any], *, policy: Policy | None = None,
                     kind: CheckKind = "conversation") -> list[Decision]:
-        return run_sync(self.acheck_batch(items, policy=policy, kind=kind))
+        return self._sync(self.acheck_batch(items, policy=policy, kind=kind))
 
     # ------------------------------------------------------------------ agents
     def tool_call_request(self, name: str, arguments: Any, context: str | None = None) -> GuardRequest:
@@ -336,7 +342,7 @@ class ProGuard:
 
     def check_tool_call(self, name: str, arguments: Any, context: str | None = None,
                         *, policy: Policy | None = None) -> Decision:
-        return run_sync(self.acheck_tool_call(name, arguments, context, policy=policy))
+        return self._sync(self.acheck_tool_call(name, arguments, context, policy=policy))
 
     async def acheck_tool_result(self, name: str, output: Any, context: str | None = None,
                                  *, images: Iterable[Any] | None = None, policy: Policy | None = None) -> Decision:
@@ -349,7 +355,7 @@ class ProGuard:
 
     def check_tool_result(self, name: str, output: Any, context: str | None = None,
                           *, images: Iterable[Any] | None = None, policy: Policy | None = None) -> Decision:
-        return run_sync(self.acheck_tool_result(name, output, context, images=images, policy=policy))
+        return self._sync(self.acheck_tool_result(name, output, context, images=images, policy=policy))
 
     # ------------------------------------------------------------------ lifecycle
     def stats(self) -> Mapping[str, Any]:

@@ -775,6 +775,7 @@ class WorkerBackend(Backend):
     _shared: Any
     _finalizer: Any
     _closed: bool = False
+    loop_bound = False  # results come back as thread-safe futures, awaitable from any loop
     timeout: float | None = None
 
     def submit(self, prompts: Sequence[RenderedPrompt]) -> list[concurrent.futures.Future[Generation]]:
