@@ -38,8 +38,10 @@ RESULTS = HERE / "results"
 
 # name -> (module, what it compares). Light ones first: the heavy ones load torch models.
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "client": ("bench_client", "concurrent checks vs the released script's sequential loop (same endpoint)"),
+    "client": ("bench_client", "concurrent checks vs AsyncOpenAI and httpx.AsyncClient at the same concurrency, "
+                               "and vs the released script's sequential loop (same endpoint)"),
     "langchain_overhead": ("bench_langchain_overhead", "LangChain rail vs a hand-written guard call"),
+    "sync_api": ("bench_sync_api", "sync guard.check vs await guard.acheck (scripted in-process backend)"),
     "lite": ("bench_lite", "embedded lite judge throughput"),
     "rewards": ("bench_rewards", "reward throughput vs a per-pair similarity service"),
     "local": ("bench_local", "local backend prefix reuse + batching vs per-check generate"),
@@ -68,16 +70,30 @@ def _client_rows(r: dict[str, Any]) -> list[Row]:
     base = _get(modes, "sequential_released.checks_per_s")
     client = _get(modes, "sequential_released.client") or "sequential"
     rows = []
-    first = True
-    for name, label in (("sequential_proguard", "ProGuard.check, one at a time"),
-                        ("concurrent_c16", "ProGuard.acheck, 16 in flight"),
-                        ("concurrent_c64", "ProGuard.acheck, 64 in flight"),
-                        ("batch_c64", "ProGuard.acheck_batch, 64 in flight")):
-        m = modes.get(name)
-        if m:
-            note = f"baseline: released script's loop ({client}); {r.get('endpoint', '')}" if first else "same baseline"
-            rows.append(_row(label, m["checks_per_s"], "checks/s", base, m["ratio"], note))
-            first = False
+    m = modes.get("sequential_proguard")
+    if m:
+        rows.append(_row("ProGuard.check, one at a time", m["checks_per_s"], "checks/s", base, m["ratio"],
+                         f"context; baseline: released script's loop ({client}), one at a time; "
+                         f"{r.get('endpoint', '')}"))
+    labels = {"openai": "AsyncOpenAI", "httpx": "httpx.AsyncClient (keep-alive)"}
+    for conc in (16, 64):
+        ours = modes.get(f"concurrent_c{conc}")
+        if not ours:
+            continue
+        for other in ("openai", "httpx"):
+            b = modes.get(f"{other}_c{conc}")
+            if b and ours.get(f"ratio_vs_{other}") is not None:
+                rows.append(_row(
+                    f"ProGuard.acheck vs {labels[other]}, {conc} in flight", ours["checks_per_s"], "checks/s",
+                    b["checks_per_s"], ours[f"ratio_vs_{other}"],
+                    f"same prompt, body and parser; client CPU {ours.get('client_cpu_ms_per_check')} vs "
+                    f"{b.get('client_cpu_ms_per_check')} ms/check; median of {b.get('rounds')} alternating rounds"))
+        rows.append(_row(f"ProGuard.acheck, {conc} in flight, vs the sequential loop", ours["checks_per_s"],
+                         "checks/s", base, ours["ratio"], "context: measures concurrency"))
+    m = modes.get("batch_c64")
+    if m:
+        rows.append(_row("ProGuard.acheck_batch, 64 in flight, vs the sequential loop", m["checks_per_s"],
+                         "checks/s", base, m["ratio"], "context: measures concurrency"))
     load = r.get("load") or {}
     if load:
         rows.append(_row(
@@ -86,6 +102,21 @@ def _client_rows(r: dict[str, Any]) -> list[Row]:
             f"decisions {load.get('decisions')}/{load.get('checks')}, matched {load.get('matched')}, "
             f"errors {load.get('errors')}; peak RSS {load.get('rss_peak_mb')} MB "
             f"(+{load.get('rss_growth_mb')} MB during the run)"))
+    return rows
+
+
+def _sync_api_rows(r: dict[str, Any]) -> list[Row]:
+    modes = r.get("modes") or {}
+    base = _get(modes, "acheck.cpu_us")
+    rows = []
+    for name, label in (("check", "guard.check (in-process judge, no loop running)"),
+                        ("check_via_portal", "guard.check through the background loop (before; HTTP judges)"),
+                        ("check_in_loop", "guard.check called inside a running loop")):
+        m = modes.get(name)
+        if m:
+            rows.append(_row(f"sync API: {label}, CPU per call", m["cpu_us"], "us", base, m.get("ratio_cpu"),
+                             f"vs await acheck; added {m.get('added_cpu_us')} us CPU, {m.get('added_wall_us')} us "
+                             f"wall; {r.get('backend', '')}; ratio = sync/async"))
     return rows
 
 
@@ -162,6 +193,7 @@ def _llamaindex_guardrails_rows(r: dict[str, Any]) -> list[Row]:
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "llamaindex_guardrails": _llamaindex_guardrails_rows,
     "client": _client_rows,
+    "sync_api": _sync_api_rows,
     "langchain_overhead": _langchain_rows,
     "lite": _lite_rows,
     "local": _local_rows,

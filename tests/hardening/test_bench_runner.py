@@ -64,3 +64,28 @@ def test_client_rows_from_a_result_shape(runner):
     rows = runner.headline_rows("client", result)
     assert rows[0]["ratio"] == 12.0 and rows[0]["baseline"] == 10.0
     assert "decisions 2000/2000" in rows[1]["note"]
+
+
+def test_client_rows_compare_with_the_async_baselines_at_the_same_concurrency(runner):
+    result = {"endpoint": "fake", "modes": {
+        "sequential_released": {"checks_per_s": 10.0, "ratio": 1.0, "client": "openai sync client"},
+        "openai_c16": {"checks_per_s": 100.0, "client_cpu_ms_per_check": 3.0, "rounds": 3},
+        "httpx_c16": {"checks_per_s": 150.0, "client_cpu_ms_per_check": 1.5, "rounds": 3},
+        "concurrent_c16": {"checks_per_s": 200.0, "ratio": 20.0, "ratio_vs_openai": 2.0, "ratio_vs_httpx": 1.33,
+                           "client_cpu_ms_per_check": 1.2}}}
+    rows = {r["figure"]: r for r in runner.headline_rows("client", result)}
+    vs_openai = rows["ProGuard.acheck vs AsyncOpenAI, 16 in flight"]
+    assert (vs_openai["value"], vs_openai["baseline"], vs_openai["ratio"]) == (200.0, 100.0, 2.0)
+    vs_httpx = rows["ProGuard.acheck vs httpx.AsyncClient (keep-alive), 16 in flight"]
+    assert (vs_httpx["baseline"], vs_httpx["ratio"]) == (150.0, 1.33)
+    assert rows["ProGuard.acheck, 16 in flight, vs the sequential loop"]["ratio"] == 20.0
+
+
+def test_sync_api_rows(runner):
+    result = {"backend": "scripted", "modes": {
+        "acheck": {"wall_us": 100.0, "cpu_us": 60.0},
+        "check": {"wall_us": 110.0, "cpu_us": 66.0, "added_cpu_us": 6.0, "added_wall_us": 10.0, "ratio_cpu": 1.1},
+        "check_via_portal": {"wall_us": 300.0, "cpu_us": 120.0, "added_cpu_us": 60.0, "added_wall_us": 200.0,
+                             "ratio_cpu": 2.0}}}
+    rows = runner.headline_rows("sync_api", result)
+    assert [(r["value"], r["baseline"], r["ratio"]) for r in rows] == [(66.0, 60.0, 1.1), (120.0, 60.0, 2.0)]
