@@ -16,12 +16,15 @@ the processor, ``model.generate`` greedy with the stop string, decode), on the s
                         which makes it the baseline that matters there
     reuse_only          ours with batches of one: the system turn's KV cache (and token ids) reused
     ours                prefix reuse + batches of 16 (the default)
+    ours_whole_prompt_tokenizing
+                        ours as it was before the system turn's token ids were cached: each check
+                        tokenizes its whole prompt (system turn included) on the worker thread
 
 ``ours_cold`` includes building the system turn's cache (once per process and policy); ``ours``
 is the steady state. Each mode is timed as wall time and as process CPU time (all threads;
-steadier on a loaded machine); the two baselines and ours alternate over three rounds (one with
-``--quick``, and for the long answers) and the medians are compared; ``ratio_*`` are baseline /
-mode, all from this one run. Outputs of all modes are compared token for token
+steadier on a loaded machine); the two baselines, ours and ours_whole_prompt_tokenizing alternate
+over three rounds (two for the long answers, one with ``--quick``), in a rotating order, and the
+medians are compared; ``ratio_*`` are baseline / mode, all from this one run. Outputs of all modes are compared token for token
 (``identical_outputs``). ``tokenize_ms_per_check`` compares tokenizing whole prompts (what
 every check paid before the system turn's ids were cached) with tokenizing the conversation parts
 only (what the reuse path does now).
@@ -115,19 +118,23 @@ def _plain_generate(model: Any, processor: Any, prompts: list[Any], max_new_toke
     return outs
 
 
-def _tokenize_cost(shared: Any, prompts: list[Any], params: Any, reps: int) -> dict[str, float]:
-    """CPU ms per check to tokenize whole prompts vs the conversation parts after the cached system turn."""
+def _tokenize_cost(shared: Any, prompts: list[Any], params: Any, batch_size: int, reps: int) -> dict[str, float]:
+    """CPU ms per check (all threads) to tokenize whole prompts vs the conversation parts after the
+    cached system turn, one check at a time and in batches of ``batch_size`` as the worker does."""
     prefix = shared._prefix_for(prompts[0].system)
     if prefix is None or shared._encode_after_prefix(prompts[:1], params, prefix) is None:
         return {}
     out = {}
-    for name, fn in (("whole_prompt", lambda p: shared._encode([p], params)),
-                     ("conversation_only", lambda p: shared._encode_after_prefix([p], params, prefix))):
-        cpu = time.process_time()
-        for _ in range(reps):
-            for p in prompts:
-                fn(p)
-        out[name] = round((time.process_time() - cpu) / (reps * len(prompts)) * 1000, 3)
+    for size in (1, batch_size):
+        chunks = [prompts[i:i + size] for i in range(0, len(prompts), size)]
+        suffix = "" if size == 1 else f"_batch{size}"
+        for name, fn in (("whole_prompt", lambda c: shared._encode(c, params)),
+                         ("conversation_only", lambda c: shared._encode_after_prefix(c, params, prefix))):
+            cpu = time.process_time()
+            for _ in range(reps):
+                for chunk in chunks:
+                    fn(chunk)
+            out[name + suffix] = round((time.process_time() - cpu) / (reps * len(prompts)) * 1000, 3)
     return out
 
 
@@ -155,10 +162,21 @@ def _throughput(path: str, n: int, max_new_tokens: int, batch_size: int, rounds:
                             "prefix_builds": shared.stats["prefix_builds"] - before["prefix_builds"]}
     # The baselines and ours alternate for `rounds` rounds (median of each, rotating the order), so
     # that a load change on a shared machine hits all of them; reuse_only is informative and runs once.
+    prefix = shared._prefix_for(prompts[0].system)
+
+    def whole_prompt_tokenizing() -> list[str]:
+        """Ours as it was before the system turn's ids were cached: every check tokenizes its whole prompt."""
+        boundary, prefix.boundary = prefix.boundary, None
+        try:
+            return _texts(ours.generate_batch(prompts))
+        finally:
+            prefix.boundary = boundary
+
     calls: dict[str, Any] = {
         "generate_single": lambda: _plain_generate(model, processor, prompts, max_new_tokens, 1),
         "generate_batched": lambda: _plain_generate(model, processor, prompts, max_new_tokens, batch_size),
         "ours": lambda: _texts(ours.generate_batch(prompts)),
+        "ours_whole_prompt_tokenizing": whole_prompt_tokenizing,
     }
     samples: dict[str, list[tuple[float, float]]] = {k: [] for k in calls}
     names = list(calls)
@@ -173,6 +191,9 @@ def _throughput(path: str, n: int, max_new_tokens: int, batch_size: int, rounds:
     outputs["reuse_only"] = _texts(out)
     results["reuse_only"] = {"wall_s": wall, "cpu_s": cpu}
     single, batched = results["generate_single"], results["generate_batched"]
+    whole = results["ours_whole_prompt_tokenizing"]
+    results["ours"]["ratio_cpu_vs_whole_prompt_tokenizing"] = whole["cpu_s"] / results["ours"]["cpu_s"]
+    results["ours"]["ratio_wall_vs_whole_prompt_tokenizing"] = whole["wall_s"] / results["ours"]["wall_s"]
     for r in results.values():
         r["checks_per_s"] = n / r["wall_s"]
         r["ratio_wall"] = single["wall_s"] / r["wall_s"]
@@ -180,7 +201,7 @@ def _throughput(path: str, n: int, max_new_tokens: int, batch_size: int, rounds:
         r["ratio_wall_vs_batched"] = batched["wall_s"] / r["wall_s"]
         r["ratio_cpu_vs_batched"] = batched["cpu_s"] / r["cpu_s"]
     gen = ours.generate_batch(prompts[:1])[0]
-    tokenize = _tokenize_cost(shared, prompts, ours.params, 1 if n > 16 else 2)
+    tokenize = _tokenize_cost(shared, prompts, ours.params, batch_size, 1 if n > 16 else 2)
     for b in (ours, reuse_only):
         b.close()
     reference = outputs["generate_single"]
@@ -355,9 +376,9 @@ def run(quick: bool = False, *, threads: int = 1, max_new_tokens: int = 24, long
 def _print_run(r: dict[str, Any]) -> None:
     print(f"{r['checks']} checks, {r['prompt_tokens_per_check']} prompt tokens each ({r['system_prefix_tokens']} "
           f"system), {r['max_new_tokens']} new tokens")
-    print(f"{'mode':<18}{'wall s':>9}{'cpu s':>9}{'checks/s':>10}{'x wall':>8}{'x cpu':>8}{'x wall b':>10}{'x cpu b':>9}")
+    print(f"{'mode':<30}{'wall s':>9}{'cpu s':>9}{'checks/s':>10}{'x wall':>8}{'x cpu':>8}{'x wall b':>10}{'x cpu b':>9}")
     for name, m in r["modes"].items():
-        print(f"{name:<18}{m['wall_s']:>9.2f}{m['cpu_s']:>9.2f}{m['checks_per_s']:>10.2f}{m['ratio_wall']:>8.1f}"
+        print(f"{name:<30}{m['wall_s']:>9.2f}{m['cpu_s']:>9.2f}{m['checks_per_s']:>10.2f}{m['ratio_wall']:>8.1f}"
               f"{m['ratio_cpu']:>8.1f}{m['ratio_wall_vs_batched']:>10.1f}{m['ratio_cpu_vs_batched']:>9.1f}")
     print(f"(x: over generate_single; x b: over generate_batched) identical outputs across modes: "
           f"{r['identical_outputs']}; tokenizing per check (CPU ms): {r['tokenize_ms_per_check']}")

@@ -161,6 +161,13 @@ def _local_rows(r: dict[str, Any]) -> list[Row]:
                          ours.get("ratio_wall_vs_batched"),
                          f"CPU-time ratio {_fmt(ours.get('ratio_cpu_vs_batched'))}; padded batches through generate "
                          f"run {_fmt(batched.get('ratio_wall'))}x one at a time on CPU (masked attention)"))
+        whole = modes.get("ours_whole_prompt_tokenizing")
+        if whole:
+            rows.append(_row(f"local backend, {tokens} new tokens: ours vs ours tokenizing whole prompts (before)",
+                             ours.get("checks_per_s"), "checks/s", whole.get("checks_per_s"),
+                             ours.get("ratio_wall_vs_whole_prompt_tokenizing"),
+                             f"CPU-time ratio {_fmt(ours.get('ratio_cpu_vs_whole_prompt_tokenizing'))}; the system "
+                             "turn's token ids cached, only the conversation tokenized"))
         for name, label in (("reuse_only", "prefix reuse, batches of one"), ("ours_cold", "ours, first use")):
             m = modes.get(name)
             if m and run is r:  # context rows for the short-answer run only
@@ -168,15 +175,17 @@ def _local_rows(r: dict[str, Any]) -> list[Row]:
                                  m.get("checks_per_s"), "checks/s", single.get("checks_per_s"), m.get("ratio_wall"),
                                  f"CPU-time ratio {_fmt(m.get('ratio_cpu'))}"))
     tok = r.get("tokenize_ms_per_check") or {}
-    if tok.get("conversation_only") and tok.get("whole_prompt"):
+    for suffix, how in ((f"_batch{r.get('batch_size')}", f"in batches of {r.get('batch_size')}"), ("", "one at a time")):
+        conv, whole = tok.get("conversation_only" + suffix), tok.get("whole_prompt" + suffix)
+        if not (conv and whole):
+            continue
         ours_ms = r.get("ours_ms_per_check_cpu")
-        before = ours_ms + tok["whole_prompt"] - tok["conversation_only"] if ours_ms else None
-        share = f"{100 * tok['whole_prompt'] / before:.0f}%" if before else "-"
-        rows.append(_row("local backend: tokenizing a check (conversation only, system ids cached)",
-                         tok["conversation_only"], "ms CPU", tok["whole_prompt"],
-                         round(tok["whole_prompt"] / tok["conversation_only"], 1),
-                         f"baseline: the whole prompt, as every check did before (then {share} of a check's CPU in "
-                         f"ours, {r.get('max_new_tokens')} new tokens); ratio = speedup"))
+        before = ours_ms + whole - conv if ours_ms and suffix else None
+        share = f" (then {100 * whole / before:.0f}% of a check's CPU in ours, {r.get('max_new_tokens')} new tokens)" \
+            if before else ""
+        rows.append(_row(f"local backend: tokenizing a check {how} (conversation only, system ids cached)",
+                         conv, "ms CPU", whole, round(whole / conv, 1),
+                         f"baseline: the whole prompt, as every check did before{share}; ratio = speedup"))
     return rows
 
 

@@ -96,17 +96,24 @@ def test_local_rows_compare_with_single_and_batched_generate_for_both_answer_len
         return {"max_new_tokens": tokens, "identical_outputs": same, "different_modes": [] if same else ["ours"],
                 "modes": {"generate_single": {"checks_per_s": 2.0, "ratio_wall": 1.0},
                           "generate_batched": {"checks_per_s": 1.0, "ratio_wall": 0.5},
+                          "ours_whole_prompt_tokenizing": {"checks_per_s": 7.0},
                           "ours": {"checks_per_s": 8.0, "ratio_wall": 4.0, "ratio_cpu": 3.0,
-                                   "ratio_wall_vs_batched": 8.0, "ratio_cpu_vs_batched": 6.0}}}
+                                   "ratio_wall_vs_batched": 8.0, "ratio_cpu_vs_batched": 6.0,
+                                   "ratio_wall_vs_whole_prompt_tokenizing": 1.14}}}
 
     result = {**run(24), "batch_size": 16, "long": run(160, same=False), "ours_ms_per_check_cpu": 20.0,
-              "tokenize_ms_per_check": {"whole_prompt": 4.0, "conversation_only": 0.5}}
+              "tokenize_ms_per_check": {"whole_prompt": 5.0, "conversation_only": 1.0,
+                                        "whole_prompt_batch16": 4.0, "conversation_only_batch16": 0.5}}
     rows = {r["figure"]: r for r in runner.headline_rows("local", result)}
     assert "local backend, batch_only" not in rows
     single = rows["local backend, 24 new tokens: ours vs one generate per check"]
     assert (single["baseline"], single["ratio"]) == (2.0, 4.0) and "outputs identical" in single["note"]
     assert rows["local backend, 24 new tokens: ours vs batched generate (batch 16)"]["ratio"] == 8.0
+    before = rows["local backend, 24 new tokens: ours vs ours tokenizing whole prompts (before)"]
+    assert (before["baseline"], before["ratio"]) == (7.0, 1.14)
     long = rows["local backend, 160 new tokens: ours vs one generate per check"]
     assert "OUTPUTS DIFFER" in long["note"]
-    tok = rows["local backend: tokenizing a check (conversation only, system ids cached)"]
+    tok = rows["local backend: tokenizing a check in batches of 16 (conversation only, system ids cached)"]
     assert (tok["value"], tok["baseline"], tok["ratio"]) == (0.5, 4.0, 8.0) and "17%" in tok["note"]
+    assert rows["local backend: tokenizing a check one at a time (conversation only, system ids cached)"][
+        "ratio"] == 5.0
