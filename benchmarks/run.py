@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         return rerender(Path(args.rerender))
     if args.list:
         for name, (module, what) in BENCHMARKS.items():
-            print(f"{name:<20}{module:<28}{what}")
+            print(f"{name:<22}{module:<29}{what}")
         return 0
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
