@@ -17,9 +17,9 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from ._deadline import DEADLINE_MARGIN_S, deadline_at, run_cpu, time_left
 from ._portal import run_sync
@@ -35,6 +35,7 @@ from .telemetry import trace_checks
 from .verdict import Decision, Verdict
 
 logger = logging.getLogger("proguard_rails")
+T = TypeVar("T")
 
 _LITE_WARNING_LOCK = threading.Lock()
 _LITE_WARNING_SHOWN = False
@@ -420,14 +421,19 @@ class ProGuard:
                 return [pol.decide_error(exc, _check_name(kind))]
             return await self._adecide([req], pol)
 
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        # In-process judges run on the calling thread's own loop when none runs there (no thread
+        # hop); judges with loop-bound state (connection pools) share the background loop.
+        return run_sync(coro, inline=not self.judge.loop_bound)
+
     def check(self, content: Any, response: Any = None, *, images: Iterable[Any] | None = None,
               policy: Policy | None = None, kind: CheckKind = "conversation") -> Decision:
         """Sync ``acheck``; safe to call from inside a running event loop."""
-        return run_sync(self.acheck(content, response, images=images, policy=policy, kind=kind))
+        return self._sync(self.acheck(content, response, images=images, policy=policy, kind=kind))
 
     def check_batch(self, items: Sequence[Any], *, policy: Policy | None = None,
                     kind: CheckKind = "conversation") -> list[Decision]:
-        return run_sync(self.acheck_batch(items, policy=policy, kind=kind))
+        return self._sync(self.acheck_batch(items, policy=policy, kind=kind))
 
     # ------------------------------------------------------------------ agents
     def tool_call_request(self, name: str, arguments: Any, context: str | None = None) -> GuardRequest:
@@ -482,7 +488,7 @@ class ProGuard:
 
     def check_tool_call(self, name: str, arguments: Any, context: str | None = None,
                         *, policy: Policy | None = None) -> Decision:
-        return run_sync(self.acheck_tool_call(name, arguments, context, policy=policy))
+        return self._sync(self.acheck_tool_call(name, arguments, context, policy=policy))
 
     async def acheck_tool_result(self, name: str, output: Any, context: str | None = None,
                                  *, images: Iterable[Any] | None = None, policy: Policy | None = None) -> Decision:
@@ -506,7 +512,7 @@ class ProGuard:
 
     def check_tool_result(self, name: str, output: Any, context: str | None = None,
                           *, images: Iterable[Any] | None = None, policy: Policy | None = None) -> Decision:
-        return run_sync(self.acheck_tool_result(name, output, context, images=images, policy=policy))
+        return self._sync(self.acheck_tool_result(name, output, context, images=images, policy=policy))
 
     # ------------------------------------------------------------------ lifecycle
     def stats(self) -> Mapping[str, Any]:

@@ -54,6 +54,10 @@ class Backend(ABC):
     """
 
     name: str = "backend"
+    #: True when the backend keeps event-loop-bound state between calls (connection pools,
+    #: asyncio locks): sync calls then all run on the one background loop. False lets a sync
+    #: call run on the calling thread's own loop, without the thread hop.
+    loop_bound: bool = True
 
     @abstractmethod
     async def agenerate(self, prompt: RenderedPrompt) -> Generation:

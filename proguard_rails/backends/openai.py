@@ -513,6 +513,11 @@ class OpenAIBackend(Backend):
         )
 
     async def agenerate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
+        if len(prompts) == 1:  # a single check (acheck): awaited directly, no task for a gather
+            try:
+                return [await self.agenerate(prompts[0])]
+            except Exception as exc:  # as gather(return_exceptions=True); cancellation propagates
+                return [exc]
         return await super().agenerate_batch(prompts)
 
 

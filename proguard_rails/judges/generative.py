@@ -30,6 +30,7 @@ class GenerativeJudge(Judge):
         self.backend = backend
         self.templates = templates
         self.name = f"generative:{backend.identity()}"
+        self.loop_bound = bool(getattr(backend, "loop_bound", True))
 
     def identity(self) -> str:
         return self.name + (":custom-templates" if self.templates else "")
