@@ -131,10 +131,12 @@ async def test_broken_responses_fail_closed(fault, error_type, server):
     await guard.aclose()
 
 
-async def test_client_errors_are_not_retried(server):
-    server.configure(behaviour="error", error_status=400)
+@pytest.mark.parametrize(("status", "kind"), [(400, "input_rejected"), (404, "backend")])
+async def test_client_errors_are_not_retried(server, status, kind):
+    """400 means the endpoint refused this input (an input error); 404 a wrong URL (a backend error)."""
+    server.configure(behaviour="error", error_status=status)
     guard = make_guard(server.base_url)
-    assert_fail_closed(await guard.acheck("x"), "backend")
+    assert_fail_closed(await guard.acheck("x"), kind)
     assert server.stats.chat_requests == 1
     await guard.aclose()
 
