@@ -76,8 +76,9 @@ def test_scripted_tool_result_file_block_is_refused_or_judged(fake_model: Any, g
         {"type": "file", "base64": PDF_B64, "mime_type": "application/pdf"},
     ])
     tool_msg = _tool_message(agent)
-    if tool_msg.status == "error":  # refused: the model never saw the file
+    if tool_msg.status == "error":  # refused: the model never saw the file, and the decision says why
         assert PDF_B64 not in str([m.content for call in model.seen for m in call])
+        assert any("file" in x for x in tool_msg.artifact["proguard"]["not_judged"])
     else:  # passed: only after the file's bytes were in what the guard judged
         assert _judged(backend, PDF_B64)
 
@@ -106,4 +107,4 @@ def test_scripted_rail_answer_with_only_non_text_blocks_is_never_allowed_unjudge
     decision = out.response_metadata["proguard"] if out is not filed else None
     assert out is not filed or _judged(backend, PDF_B64)
     if decision is not None:
-        assert decision["decision"] == "block"
+        assert decision["decision"] == "block" and any("file" in x for x in decision["not_judged"])

@@ -162,27 +162,12 @@ class Parts:
                 and not self.not_judged)
 
 
-def _build_params() -> frozenset[str]:
-    import inspect
-
-    return frozenset(inspect.signature(build_request).parameters)
-
-
-#: Whether the core reads content blocks itself and carries what it cannot judge on the request
-#: (``not_judged``), for ``Policy`` to refuse or allow. A core without it drops such blocks from
-#: the text it judges, so the adapter refuses them instead (fail closed).
-CORE_JUDGES_BLOCKS = "not_judged" in _build_params()
-
-
 def not_judged_of(req: GuardRequest) -> tuple[str, ...]:
-    """Content of ``req``'s input the guard cannot read (not what was skipped by configuration,
-    such as system messages): ``unjudgeable`` / ``not_judged``, or the older ``skipped_parts`` note."""
-    unreadable = getattr(req, "unjudgeable", None)
-    if unreadable is None:
-        unreadable = getattr(req, "not_judged", ())
-    nj = tuple(unreadable or ())
-    skipped = tuple(f"{t} part" for t in (req.metadata.get("skipped_parts") or ()))
-    return nj + tuple(x for x in skipped if x not in nj)
+    """What of ``req``'s input the guard cannot read (files, audio): ``Policy.unjudgeable`` decides.
+
+    Content skipped by configuration (system messages) is not in it: it is not unreadable.
+    """
+    return tuple(req.unjudgeable)
 
 
 def _scalar_text(value: Any, where: str, key_hint: str) -> str:
@@ -265,7 +250,7 @@ def _joined(parts: Sequence[Parts]) -> Parts:
 
 def build(guard: ProGuard, parts: Parts, kind: Any, context: Parts | None = None) -> GuardRequest:
     """One request from the parts read, with the guard's limits applied."""
-    if parts.source is not None and context is None and CORE_JUDGES_BLOCKS:
+    if parts.source is not None and context is None:
         return parts.source if parts.source.kind == kind else parts.source.with_(kind=kind)
     user = parts.user
     images = list(parts.images)
@@ -273,12 +258,9 @@ def build(guard: ProGuard, parts: Parts, kind: Any, context: Parts | None = None
         if user is None:
             user = context.user
         images = list(context.images) + [i for i in images if i not in context.images]
-    extra: dict[str, Any] = {}
-    if parts.not_judged:
-        if not CORE_JUDGES_BLOCKS:
-            raise InputError(f"content the guard cannot judge: {'; '.join(parts.not_judged[:5])}")
-        extra = {"not_judged": parts.not_judged, "empty_ok": True}  # Policy refuses or allows them
-    return build_request(user or "", parts.agent, images, settings=guard.settings, kind=kind, **extra)
+    # what cannot be read travels with the request: Policy(unjudgeable=...) refuses or allows it
+    return build_request(user or "", parts.agent, images, settings=guard.settings, kind=kind,
+                         not_judged=parts.not_judged, empty_ok=bool(parts.not_judged))
 
 
 @dataclass(frozen=True)
@@ -364,7 +346,6 @@ def last_human(messages: Sequence[Any]) -> tuple[int, Any] | tuple[None, None]:
 
 
 __all__ = [
-    "CORE_JUDGES_BLOCKS",
     "DEFAULT_REFUSAL",
     "HeldChunks",
     "Parts",

@@ -35,7 +35,7 @@ from proguard_rails.inputs import GuardRequest
 from proguard_rails.policy import Policy
 from proguard_rails.verdict import Decision
 
-from ._convert import CORE_JUDGES_BLOCKS, DEFAULT_REFUSAL, Prepared, last_human, message_text, prepare
+from ._convert import DEFAULT_REFUSAL, Prepared, last_human, message_text, prepare
 
 logger = logging.getLogger("proguard_rails.langchain")
 
@@ -60,13 +60,6 @@ def _content_text(content: Any) -> str:
         elif isinstance(block, Mapping) and isinstance(block.get("text"), str):
             parts.append(block["text"])
     return "\n".join(parts)
-
-
-_IMAGE_BLOCKS = ("image", "image_url", "input_image")
-
-
-def _is_image_block(block: Any) -> bool:
-    return isinstance(block, Mapping) and block.get("type") in _IMAGE_BLOCKS
 
 
 def _has_content(content: Any) -> bool:
@@ -180,16 +173,8 @@ class ProGuardMiddleware(AgentMiddleware):
         cannot; nothing is reduced to its text blocks here.
         """
         name = msg.name or request.tool_call.get("name", "?")
-        content: Any = msg.content
-        images: list[Any] = []
-        if not CORE_JUDGES_BLOCKS and isinstance(content, list):
-            # a core that reads tool output as text or JSON only: images go to its image path,
-            # every other block is judged as JSON
-            images = [b for b in content if _is_image_block(b)]
-            content = [b for b in content if not _is_image_block(b)]
         try:
-            req: GuardRequest = self.guard.tool_result_request(name, content, self._context(request.state),
-                                                               images=images)
+            req: GuardRequest = self.guard.tool_result_request(name, msg.content, self._context(request.state))
         except ProGuardError as exc:
             return Prepared(decision=(self.policy or self.guard.policy).decide_error(exc, "tool_result"))
         return Prepared(request=req)
