@@ -151,10 +151,14 @@ def _judged_prefixes_ok(backend, streams):  # type: ignore[no-untyped-def]
         assert any(w.startswith(agent) for w in wholes), f"judged a mixture of streams: {agent!r}"
 
 
-@pytest.mark.parametrize("action", ["fix", "noop"])
-def test_scripted_threads_streaming_through_one_guard_keep_their_own_state(action, make_validator,  # type: ignore[no-untyped-def]
-                                                                          scripted_guard):
+@pytest.mark.parametrize(("action", "shared_metadata"), [("fix", False), ("noop", False), ("fix", True)])
+def test_scripted_threads_streaming_through_one_guard_keep_their_own_state(action, shared_metadata,  # type: ignore[no-untyped-def]
+                                                                          make_validator, scripted_guard):
+    """Four threads stream through one Guard in lock step; with ``shared_metadata`` they even
+    pass the very same metadata dict (a module-level constant, say)."""
     import threading
+
+    shared = {"request": "How do fireworks work?"}
 
     guard = Guard().use(make_validator(on_fail=action))  # one Guard, one validator instance
     kinds = [UNSAFE, CLEAN, UNSAFE, CLEAN]
@@ -164,7 +168,8 @@ def test_scripted_threads_streaming_through_one_guard_keep_their_own_state(actio
 
     def run(i: int) -> None:
         try:
-            outs = guard(llm_api=lockstep_llm(kinds[i], barrier), messages=MESSAGES, stream=True)
+            outs = guard(llm_api=lockstep_llm(kinds[i], barrier), messages=MESSAGES, stream=True,
+                         metadata=shared if shared_metadata else None)
             results[i] = [(o.validated_output, o.validation_passed) for o in outs]
         except BaseException as exc:  # surfaced below
             errors.append(exc)
