@@ -17,9 +17,9 @@ from pathlib import Path
 
 from proguard_rails import ProGuard, ScriptedBackend
 from proguard_rails.backends.scripted import unsafe_answer
+from proguard_rails.eval import Evaluator, load_dataset, write_report
 from proguard_rails.protocol import RenderedPrompt, format_answer
 from proguard_rails.scan import scan
-from training.eval import Evaluator, load_dataset, write_report
 
 
 def answer(prompt: RenderedPrompt) -> str:
@@ -52,6 +52,9 @@ def main() -> int:
 
     summary = scan(data, out / "verdicts.jsonl", guard=ProGuard(backend=backend), progress=False)
     print(summary.format())
+    for line in (out / "verdicts.jsonl").read_text(encoding="utf-8").splitlines():  # one row per input
+        row = json.loads(line)
+        print(f"  row {row['id']}: {row['decision']:5} {row['category'] or row['description'] or ''}")
     return 0
 
 

@@ -19,9 +19,9 @@ import os
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import HumanMessage
+from langchain_proguard import ProGuardRail
 from PIL import Image
 
-from integrations.langchain import ProGuardRail
 from proguard_rails import ProGuard, ScriptedBackend
 from proguard_rails.backends.scripted import safe_answer, unsafe_answer
 from proguard_rails.protocol import RenderedPrompt
@@ -70,7 +70,8 @@ def main() -> None:
 
     # The rail alone, as an input check before any model: the image is judged too.
     decision_rail = ProGuardRail(guard, check="input", on_block="refuse", refusal="blocked")
-    print("input rail:", decision_rail.invoke([red]).content)
+    refused = decision_rail.invoke([red])
+    print("input rail:", refused.content, f"({refused.response_metadata['proguard']['reason']})")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """``proguard-rails`` command line.
 
-check     judge one text / (request, response) / image; exit 0 allowed, 1 blocked, 2 error not
-          turned into a block (fail-open) or bad usage
-eval      run judges over datasets and report the paper's four tasks (training.eval)
+check     judge one text / (request, response) / image; exit codes in CHECK_EXIT_CODES below
+eval      run judges over datasets and report the paper's four tasks (proguard_rails.eval)
 scan      moderate a whole file or image folder, resumable
+serve     the guard server: OpenAI-compatible /v1/moderations, /v1/check, health, metrics
 taxonomy  print the policy (default, or a custom YAML) as the model sees it
 prompt    print the exact chat messages a check would send (debugging)
 """
@@ -18,41 +18,52 @@ from typing import Any
 
 EXIT_ALLOWED = 0
 EXIT_BLOCKED = 1
-EXIT_ERROR = 2
+EXIT_ERROR = 2  # bad usage or configuration: nothing was judged
+EXIT_ERROR_ALLOWED = 3  # the guard failed and fail-open let the content through unjudged
+
+CHECK_EXIT_CODES = """\
+exit codes:
+  0  allowed: judged safe, or let through by the policy
+  1  blocked: judged unsafe, OR the guard failed (endpoint down or refusing, timeout,
+     unreadable answer) under --fail-mode closed (the default), OR the input was refused
+     (corrupt image, HTTP 400 from the endpoint...: these block under both fail modes)
+  2  bad usage or configuration: nothing was judged
+  3  the guard failed (endpoint down, timeout, unreadable answer) under --fail-mode open:
+     the content was let through unjudged
+  An endpoint error is therefore exit 1 with --fail-mode closed and exit 3 with --fail-mode open;
+  --json prints status "error", error_type and fail_mode_applied in both cases."""
 
 
 def _add_guard_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("guard")
-    g.add_argument("--base-url", help="OpenAI-compatible endpoint (vLLM), e.g. http://127.0.0.1:8000/v1 "
-                                      "[PROGUARD_BASE_URL]")
-    g.add_argument("--model", help="model name at the endpoint; discovered if omitted [PROGUARD_MODEL]")
-    g.add_argument("--model-path", help="local checkpoint folder (transformers backend) [PROGUARD_MODEL_PATH]")
+    from .cli_options import add_judge_options
+
+    add_judge_options(p)  # --judge --model --timeout --max-concurrency; --config --fail-mode --taxonomy --hold-out
+    # shortcuts kept from earlier releases; --judge is the name every command shares
+    g = p.add_argument_group("judge shortcuts")
+    g.add_argument("--base-url", help="same as --judge openai:URL [PROGUARD_BASE_URL]")
+    g.add_argument("--model-path", help="same as --judge transformers:PATH [PROGUARD_MODEL_PATH]")
     g.add_argument("--backend", choices=["auto", "openai", "transformers", "vllm", "lite"],
-                   help="which backend; auto: base URL, else model path, else the lite judge [PROGUARD_BACKEND]")
-    g.add_argument("--timeout", type=float, help="deadline per check in seconds [PROGUARD_TIMEOUT]")
-    g.add_argument("--fail-mode", choices=["closed", "open"], help="what an error does [PROGUARD_FAIL_MODE]")
-    g.add_argument("--taxonomy", help="custom policy YAML (default: the released policy)")
-    g.add_argument("--hold-out", action="append", default=[], metavar="ID",
-                   help="hide a category from the policy shown to the model (repeatable)")
+                   help="with --model-path: vllm for in-process vLLM; lite: --judge lite [PROGUARD_BACKEND]")
 
 
 def build_guard(args: argparse.Namespace) -> Any:
     """A ProGuard from CLI options (explicit options win over PROGUARD_* variables)."""
-    from .guard import ProGuard
-    from .taxonomy import Taxonomy
+    from .cli_options import guard_from_args
+    from .errors import ConfigurationError
 
-    overrides = {
-        "base_url": getattr(args, "base_url", None),
-        "model": getattr(args, "model", None),
-        "model_path": getattr(args, "model_path", None),
-        "backend": getattr(args, "backend", None),
-        "timeout": getattr(args, "timeout", None),
-        "fail_mode": getattr(args, "fail_mode", None),
-    }
-    taxonomy = Taxonomy.from_yaml(args.taxonomy) if getattr(args, "taxonomy", None) else Taxonomy.default()
-    if getattr(args, "hold_out", None):
-        taxonomy = taxonomy.hold_out(args.hold_out)
-    return ProGuard(taxonomy=taxonomy, **{k: v for k, v in overrides.items() if v is not None})
+    spec = getattr(args, "judge", None)
+    base_url, model_path, backend = (getattr(args, k, None) for k in ("base_url", "model_path", "backend"))
+    if spec and (base_url or model_path or backend):
+        raise ConfigurationError("give --judge, or the --base-url/--model-path/--backend shortcuts, not both")
+    if base_url:
+        spec = f"openai:{base_url}"
+    elif model_path:
+        spec = f"{'vllm' if backend == 'vllm' else 'transformers'}:{model_path}"
+    elif backend == "lite":
+        spec = "lite"
+    elif backend not in (None, "auto"):
+        raise ConfigurationError(f"--backend {backend} needs --base-url or --model-path (or use --judge)")
+    return guard_from_args(args, judge=spec)
 
 
 def _read_text(value: str | None) -> str | None:
@@ -91,7 +102,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             if v.truncated:
                 print("  note: input was truncated (head and tail kept)")
     if decision.status == "error" and decision.allowed:
-        return EXIT_ERROR
+        return EXIT_ERROR_ALLOWED
     return EXIT_ALLOWED if decision.allowed else EXIT_BLOCKED
 
 
@@ -127,10 +138,15 @@ def cmd_prompt(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="proguard-rails", description="ProGuard safety guard tools")
+    parser.add_argument("--version", action="version", version=f"proguard-rails {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check", help="judge one input; exit 0 allowed, 1 blocked, 2 error not blocked")
+    p = sub.add_parser("check", help="judge one input; exit 0 allowed, 1 blocked (also a guard error under "
+                                     "fail-mode closed), 2 bad usage, 3 guard error let through by fail-mode open",
+                       epilog=CHECK_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("text", nargs="?", help="the user's request ('-' reads stdin)")
     p.add_argument("--response", help="the agent's response to judge with the request")
     p.add_argument("--image", action="append", help="image path (no text: image mode; with text: text-image)")
@@ -158,12 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=None, delegate="eval")
     p = sub.add_parser("scan", help="moderate a JSONL/CSV/parquet file or image folder", add_help=False)
     p.set_defaults(func=None, delegate="scan")
+    p = sub.add_parser("serve", help="run the guard server (OpenAI-compatible moderation API)", add_help=False)
+    p.set_defaults(func=None, delegate="serve")
     return parser
 
 
 def _delegate(command: str, argv: Sequence[str]) -> int:
     if command == "eval":
-        from training.eval.cli import add_arguments, run
+        from proguard_rails.eval.cli import add_arguments, run
+    elif command == "serve":
+        from .server.run import add_arguments  # type: ignore[assignment]
+        from .server.run import run_cli as run  # type: ignore[assignment]
     else:
         from .scan import add_arguments  # type: ignore[assignment]
         from .scan import run_cli as run
@@ -175,7 +196,7 @@ def _delegate(command: str, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("eval", "scan"):
+    if argv and argv[0] in ("eval", "scan", "serve"):
         return _delegate(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -424,6 +424,7 @@ class WorkerConfig:
     settings: Mapping[str, Any] = field(default_factory=dict)
     policy: Policy | None = None
     keep_raw: bool = False
+    fail_mode: str | None = None  # an explicit fail mode wins over the policy file's
 
 
 def judge_specs(judge: str | Callable[[], Any]) -> list[str | Callable[[], Any]]:
@@ -439,8 +440,12 @@ def judge_specs(judge: str | Callable[[], Any]) -> list[str | Callable[[], Any]]
 def build_worker_guard(config: WorkerConfig, spec: str | Callable[[], Any] | None = None) -> Any:
     judge = config.judge if spec is None else spec
     if isinstance(judge, str):
-        return guard_from_spec(judge, taxonomy=config.taxonomy, **config.settings)
-    return as_guard(judge(), taxonomy=config.taxonomy)
+        guard = guard_from_spec(judge, taxonomy=config.taxonomy, **config.settings)
+    else:
+        guard = as_guard(judge(), taxonomy=config.taxonomy)
+    if config.fail_mode and config.policy is None:
+        guard.policy = guard.policy.model_copy(update={"fail_mode": config.fail_mode})
+    return guard
 
 
 class GuardWorker:
@@ -615,7 +620,8 @@ def scan_ray(
             if num_workers is None:
                 per = (res.get("GPU", 0.0) / worker_gpus) if worker_gpus else (res.get("CPU", 1.0) / max(worker_cpus, 0.01))
                 num_workers = max(1, int(per))
-            config = WorkerConfig(judge=judge, taxonomy=taxonomy, settings=resolved, policy=policy, keep_raw=keep_raw)
+            config = WorkerConfig(judge=judge, taxonomy=taxonomy, settings=resolved, policy=policy, keep_raw=keep_raw,
+                                  fail_mode=settings.get("fail_mode"))
             done_ref = ray.put(done)
             # read and write tasks take no CPU slot: the actors hold the CPUs, and a read task
             # waiting for a CPU that every actor holds would stall the stream

@@ -103,8 +103,14 @@ class Decision(BaseModel):
     error_message: str | None = None
     raw: str | None = Field(None, description="the model's raw text, kept on parse errors")
     fail_mode_applied: Literal["closed", "open"] | None = None
+    flagged: bool = Field(False, description="allowed, and the policy's action for this risk is 'flag'")
     check: Literal["input", "output", "conversation", "tool_call", "tool_result"] = "conversation"
     metadata: dict[str, Any] = Field(default_factory=dict)
+    not_judged: list[str] = Field(
+        default_factory=list,
+        description="content that came with the input but was not judged (files, audio, skipped system "
+        "messages...); empty when everything was judged",
+    )
 
     @property
     def blocked(self) -> bool:
@@ -132,6 +138,7 @@ class Decision(BaseModel):
         return {
             "decision": "allow" if self.allowed else "block",
             "status": self.status,
+            "flagged": self.flagged,
             "reason": self.reason,
             "check": self.check,
             "modality": str(v.modality) if v else None,
@@ -148,6 +155,7 @@ class Decision(BaseModel):
             "error": self.error_message,
             "error_type": self.error_type,
             "fail_mode_applied": self.fail_mode_applied,
+            "not_judged": list(self.not_judged),
             "raw": self.raw if self.raw is not None else (v.raw if v else None),
         }
 
