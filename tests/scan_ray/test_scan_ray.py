@@ -217,3 +217,17 @@ def test_ray_output_folder_repair_before_resume(tmp_path):
 
     with pytest.raises(ConfigurationError, match="is a file"):
         prepare_output(tmp_path / "file.parquet", "parquet", retry_errors=False)
+
+
+def test_worker_guard_takes_the_explicit_fail_mode_over_the_policy_file(tmp_path):
+    """What each actor builds: judge options and an explicit fail mode as in the local engine."""
+    from proguard_rails import Policy
+    from proguard_rails.scan_ray import WorkerConfig, build_worker_guard
+
+    g = build_worker_guard(WorkerConfig(judge=scripted_guard, fail_mode="open"))
+    assert g.policy.fail_mode == "open"
+    assert build_worker_guard(WorkerConfig(judge=scripted_guard)).policy.fail_mode == "closed"
+    kept = build_worker_guard(WorkerConfig(judge=scripted_guard, policy=Policy(), fail_mode="open"))
+    assert kept.policy.fail_mode == "closed"  # an explicit Policy object is used as given (scan_ray(policy=))
+    g2 = build_worker_guard(WorkerConfig(judge="http://127.0.0.1:9/v1#M", settings={"timeout": 7.0}))
+    assert g2.settings.timeout == 7.0 and g2.settings.model == "M" and g2.settings.base_url == "http://127.0.0.1:9/v1"
