@@ -82,7 +82,9 @@ def _is_trl_export(path: Path) -> bool:
 
 def load_samples_for(spec: str, cfg: TrainConfig, taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
     """Samples from a data spec (None when the spec is a ready TRL export)."""
-    from .data import load_samples, make_out_of_policy
+    from collections import Counter
+
+    from .data import Ingested, load_samples, make_out_of_policy
 
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
@@ -95,13 +97,16 @@ def load_samples_for(spec: str, cfg: TrainConfig, taxonomy: Taxonomy):  # type: 
         p = Path(spec)
         if _is_trl_export(p):
             return None
-        samples = list(load_samples(p, cfg.data.mapping, taxonomy=taxonomy, split=cfg.data.split))
+        samples = load_samples(p, cfg.data.mapping, taxonomy=taxonomy, split=cfg.data.split)
+    dropped, unmapped = dict(getattr(samples, "skipped", {})), dict(getattr(samples, "unmapped", {}))
+    samples = list(samples)
     if cfg.data.out_of_policy_fraction > 0:
         samples = make_out_of_policy(samples, taxonomy, fraction=cfg.data.out_of_policy_fraction,
                                      level=cfg.data.hold_out_level, extra_holdout=cfg.data.extra_holdout,
                                      seed=cfg.data.seed)
     if cfg.data.max_samples:
         samples = samples[: cfg.data.max_samples]
+    samples = Ingested(samples, skipped=Counter(dropped), unmapped=Counter(unmapped))
     if not samples:
         raise ConfigurationError(f"data source {spec!r} gave no samples")
     return samples

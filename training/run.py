@@ -95,11 +95,17 @@ def export_main(argv: Sequence[str]) -> int:
 
     a = _export_parser().parse_args(list(argv))
     tax = Taxonomy.from_yaml(a.taxonomy) if a.taxonomy else Taxonomy.default()
+    from collections import Counter
+
     samples: list[Any] = []
+    dropped: Counter[str] = Counter()
+    unmapped: Counter[str] = Counter()
     for src in a.data:
         got = load_samples(src, a.mapping, taxonomy=tax)
         if got.skipped:
-            print(f"{src}: skipped {sum(got.skipped.values())} records: {dict(got.skipped)}", file=sys.stderr)
+            print(f"{src}: dropped {sum(got.skipped.values())} records: {dict(got.skipped)}", file=sys.stderr)
+        dropped.update(got.skipped)
+        unmapped.update(got.unmapped)
         samples.extend(got)
     if a.ood:
         samples = make_out_of_policy(samples, tax, fraction=a.ood, extra_holdout=a.extra_holdout, seed=a.seed)
@@ -111,7 +117,8 @@ def export_main(argv: Sequence[str]) -> int:
     leaks = check_leakage(splits)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"leakage": leaks.summary(), "splits": {}}
+    summary: dict[str, Any] = {"leakage": leaks.summary(), "dropped": dict(dropped), "unmapped": dict(unmapped),
+                               "splits": {}}
     for name, part in splits.items():
         if not part:
             continue
@@ -121,7 +128,7 @@ def export_main(argv: Sequence[str]) -> int:
             write_verl_parquet(part, out / "verl" / f"{name}.parquet", tax, split=name)
         summary["splits"][name] = balance_report(part).to_dict()
     (out / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    print(balance_report(samples).to_markdown())
+    print(balance_report(samples, dropped=dropped, unmapped=unmapped).to_markdown())
     print(leaks.summary())
     print(f"wrote {out}")
     return 0
