@@ -75,6 +75,13 @@ class DataSection(_Section):
     extra_holdout: int | tuple[int, int] = 0
     max_samples: int | None = Field(None, ge=1)
     allow_leakage: bool = Field(False, description="allow train/eval near-duplicates (not recommended)")
+    near_duplicate_threshold: float = Field(0.6, gt=0.0, le=1.0,
+                                            description="character 5-gram Jaccard at which two texts are near-duplicates")
+    containment: float = Field(0.9, gt=0.0, le=1.0,
+                               description="share of one text's 5-grams inside another's that also makes them near-duplicates")
+    template_max_span: int = Field(3, ge=0, description="words two template variants may differ in (0: off)")
+    template_min_shared: float = Field(0.7, gt=0.0, le=1.0,
+                                       description="share of the longer text's words template variants must share")
     seed: int = 0
 
 

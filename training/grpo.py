@@ -112,6 +112,15 @@ def load_samples_for(spec: str, cfg: TrainConfig, taxonomy: Taxonomy):  # type: 
     return samples
 
 
+def duplicate_finder(cfg: TrainConfig):  # type: ignore[no-untyped-def]
+    """The leak check's detector with the config's thresholds (``data.near_duplicate_threshold``, ...)."""
+    from .data.splits import DuplicateFinder
+
+    d = cfg.data
+    return DuplicateFinder(threshold=d.near_duplicate_threshold, containment=d.containment,
+                           template_max_span=d.template_max_span, template_min_shared=d.template_min_shared)
+
+
 def build_datasets(cfg: TrainConfig, taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
     """``(train_dataset, eval_dataset_or_None, info)`` for the trainer."""
     from datasets import load_from_disk
@@ -127,7 +136,7 @@ def build_datasets(cfg: TrainConfig, taxonomy: Taxonomy):  # type: ignore[no-unt
         info["balance"] = report.to_dict()
         logger.info("training set balance:\n%s", report.to_markdown())
     if train_samples is not None and eval_samples is not None:
-        leaks = check_leakage({"train": train_samples, "eval": eval_samples})
+        leaks = check_leakage({"train": train_samples, "eval": eval_samples}, finder=duplicate_finder(cfg))
         info["leakage"] = leaks.summary()
         if not leaks.ok and not cfg.data.allow_leakage:
             raise ConfigurationError(
