@@ -152,6 +152,30 @@ def test_text_image_expects_main_category(scorer: RewardScorer) -> None:
     assert scorer.score(format_answer("text-image", "unsafe", "safe", "C8"), target).category == 0.5
 
 
+@pytest.mark.parametrize("modality", ["text", "image"])
+def test_main_category_label_rewards_the_subcategory_the_prompt_asks_for(scorer: RewardScorer,
+                                                                          modality: str) -> None:
+    # the text and image prompts ask for a subcategory; a sample labelled only "C8" cannot say which
+    resp = None if modality == "image" else "safe"
+    target = RewardTarget.parse({"modality": modality, "request_label": "unsafe", "response_label": resp,
+                                 "category": "C8"})
+
+    def cat(answer: str) -> float | None:
+        return scorer.score(format_answer(modality, "unsafe", resp, answer), target).category
+
+    assert cat("C8S1") == cat("C8S3") == 1.0  # what the prompt asks, consistent with the label
+    assert cat("C8") == 0.5  # right risk, not the granularity asked for
+    assert cat("C3S1") == 0.5 and cat("C1S1") == 0.5  # another listed id (C1S1: not a prefix match of C1)
+    assert cat("some new risk") == 0.0
+
+
+def test_text_image_reads_a_subcategory_label_as_its_main_category(scorer: RewardScorer) -> None:
+    target = RewardTarget.parse({"modality": "text-image", "request_label": "unsafe", "response_label": "safe",
+                                 "category": "C8S1"})
+    assert scorer.score(format_answer("text-image", "unsafe", "safe", "C8"), target).category == 1.0
+    assert scorer.score(format_answer("text-image", "unsafe", "safe", "C8S1"), target).category == 0.5
+
+
 # ---------------------------------------------------------------------------- out of policy
 def test_out_of_policy_good_poor_and_force_fitted_names(scorer: RewardScorer) -> None:
     target = ood_target()

@@ -21,11 +21,18 @@ The rule, per completion (``R`` = the sum of the components, 0 if the gate fails
 
 ``category`` (in-policy unsafe samples)
     Only when the sample is unsafe and the answer says unsafe (for images: the single
-    request label; otherwise either label). Exact id (after normalizing ``c3s2`` ->
-    ``C3S2``) 1.0; another id of the policy shown 0.5; an id outside that policy or a
-    free-text name 0. As in the core parser, the exact name of a listed entry reads as
-    its id. The expected id has the prompt's granularity: a main category in text-image
-    mode.
+    request label; otherwise either label). The right answer is what the prompt asks
+    for: a subcategory (``C*S*``) in text and image mode, a main category (``C*``) in
+    text-image mode. 1.0 for the right id at that granularity (after normalizing ``c3s2``
+    -> ``C3S2``); 0.5 for another id of the policy shown; 0 for an id outside that policy
+    or a free-text name. As in the core parser, the exact name of a listed entry reads as
+    its id. Labels coarser or finer than the prompt asks are read at its granularity:
+
+    * a sample labelled only with a main category (``C8``) in a subcategory prompt: any
+      subcategory of ``C8`` is right (1.0; the label cannot tell which), the bare ``C8``
+      is not what was asked (0.5);
+    * a subcategory label (``C8S1``) in the text-image prompt counts as its main category
+      ``C8``: ``C8`` is right (1.0), ``C8S1`` is not what was asked (0.5).
 
 ``out_of_policy`` (held-out samples)
     Only when the answer says unsafe. An id (alone or inside the text), or a name of an
@@ -234,6 +241,21 @@ def completion_text(completion: Any) -> str:
     return ""
 
 
+def category_matches(answer: str, label: str, modality: Modality | str) -> bool:
+    """Whether ``answer`` is the right id for ``label`` at the granularity the prompt asks.
+
+    Text and image prompts ask for a subcategory: ``C8S1`` answers a ``C8S1`` label, and any
+    ``C8S<j>`` answers a main-category-only ``C8`` label (``C8`` itself does not). The
+    text-image prompt asks for a main category: ``C8`` answers ``C8`` and ``C8S1`` labels.
+    """
+    main = label.split("S", 1)[0]
+    if Modality(modality) == Modality.TEXT_IMAGE:
+        return answer == main
+    if "S" in label:
+        return answer == label
+    return answer.startswith(main + "S")
+
+
 def format_gate(text: str, modality: Modality | str) -> tuple[bool, str]:
     """The strict format check. Returns ``(passed, reason)``."""
     mod = Modality(modality)
@@ -340,7 +362,7 @@ class RewardScorer:
         if not na_category:
             cat = 0.0
             if both_unsafe and v.category_id is not None:
-                if g.category is not None and v.category_id == g.category:
+                if g.category is not None and category_matches(v.category_id, g.category, g.modality):
                     cat = w.category_exact
                 elif v.category_in_policy:
                     cat = w.category_other
@@ -357,6 +379,7 @@ class RewardScorer:
 
 __all__ = [
     "COMPONENTS",
+    "category_matches",
     "Embedder",
     "RewardBreakdown",
     "RewardScorer",
