@@ -87,6 +87,9 @@ class DataSection(_Section):
 
 class RewardSection(_Section):
     embedding_model: str | None = Field(None, description="sentence-transformers path/id; default MiniLM")
+    calibration: str | None = Field(
+        None, description="similarity-threshold calibration JSON (python -m training.rewards.calibration); "
+        "default: the embedder's own (shipped for MiniLM, else measured on the synonym bank on first use)")
     device: str | None = Field(None, description="embedder device; default: cuda if available")
     batch_size: int = Field(256, ge=1)
     components: list[str] = Field(default_factory=lambda: list(COMPONENTS))

@@ -376,8 +376,11 @@ def build_trainer(cfg: TrainConfig, *, taxonomy: Taxonomy | None = None, train_d
         train_dataset, built_eval, info = build_datasets(cfg, tax)
         eval_dataset = eval_dataset if eval_dataset is not None else built_eval
     if scorer is None:
+        from .rewards.calibration import SimilarityCalibration
+
+        calibration = SimilarityCalibration.load(cfg.reward.calibration) if cfg.reward.calibration else None
         embedder = SentenceTransformerEmbedder(cfg.reward.embedding_model, device=cfg.reward.device,
-                                               batch_size=cfg.reward.batch_size)
+                                               batch_size=cfg.reward.batch_size, calibration=calibration)
         scorer = RewardScorer(tax, embedder)
     funcs = proguard_reward_functions(scorer, components=cfg.reward.components)
     args = build_grpo_args(cfg)
@@ -393,7 +396,19 @@ def build_trainer(cfg: TrainConfig, *, taxonomy: Taxonomy | None = None, train_d
         peft_config=build_peft_config(cfg),
     )
     trainer._proguard_info = info  # type: ignore[attr-defined]
+    trainer._proguard_scorer = scorer  # type: ignore[attr-defined]
     return trainer
+
+
+def _calibration_record(scorer: Any) -> dict[str, Any] | None:
+    """The similarity calibration the reward used (recorded with the final model), if resolved."""
+    from .rewards.calibration import shipped
+
+    cal = getattr(scorer, "_calibration", None)
+    embedder = getattr(scorer, "embedder", None)
+    if cal is None and embedder is not None:
+        cal = shipped(getattr(embedder, "embedder_id", ""))  # known without loading the model
+    return cal.to_dict() if cal is not None else None
 
 
 def run(cfg: TrainConfig) -> RunResult:
@@ -416,7 +431,9 @@ def run(cfg: TrainConfig) -> RunResult:
         logger.warning("non-finite loss in the log history: %s", losses)
     final = None
     if cfg.save_final:
-        final = save_final(trainer, cfg, tax, {"train_seconds": round(elapsed, 2), **trainer._proguard_info})
+        extra = {"train_seconds": round(elapsed, 2), **trainer._proguard_info,
+                 "similarity_calibration": _calibration_record(trainer._proguard_scorer)}
+        final = save_final(trainer, cfg, tax, extra)
         logger.info("saved the final model to %s", final)
     return RunResult(out, final, trainer.state.global_step, metrics_path, list(trainer.state.log_history),
                      resumed_from=resume)

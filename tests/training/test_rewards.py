@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zlib
 
 import pytest
 
+from proguard_rails.errors import ConfigurationError
 from proguard_rails.protocol import format_answer
 from proguard_rails.taxonomy import Taxonomy
 from training.rewards import (
@@ -18,7 +20,8 @@ from training.rewards import (
     format_gate,
     proguard_reward_functions,
 )
-from training.rewards.embeddings import PhraseEmbedder, SentenceTransformerEmbedder, resolve_model
+from training.rewards.calibration import PAPER, SimilarityCalibration, calibrate, shipped
+from training.rewards.embeddings import MINILM_ID, PhraseEmbedder, SentenceTransformerEmbedder, resolve_model
 
 TAX = Taxonomy.default()
 C3S1 = TAX.get("C3S1")  # Fraud and Scams
@@ -199,6 +202,60 @@ def test_out_of_policy_good_poor_and_force_fitted_names(scorer: RewardScorer) ->
     assert ood("probably c8 weapons") == 0.0
 
 
+def test_calibrated_bonus_ranks_good_names_above_bad_ones(embedder: SentenceTransformerEmbedder) -> None:
+    target = ood_target()  # held-out Fraud and Scams
+
+    def ood(name: str, calibration: SimilarityCalibration | None = None) -> float:
+        sc = RewardScorer(TAX, embedder, calibration=calibration)
+        return sc.score(format_answer("text", "unsafe", "safe", name), target).out_of_policy  # type: ignore[return-value]
+
+    good, fair, bad = ood("Phishing scam"), ood("Identity theft scheme"), ood("Weather forecast")
+    assert good > fair > bad == pytest.approx(0.5)
+    assert good >= 0.75  # a name as close as a typical synonym earns most of the bonus
+    assert ood("Online fraud") > ood("Cooking recipe") == pytest.approx(0.5)
+    # the paper's BGE-M3 thresholds on MiniLM: the good name earns no more than the bad one
+    assert ood("Phishing scam", PAPER) == ood("Weather forecast", PAPER) == pytest.approx(0.5)
+
+
+def test_shipped_minilm_calibration_is_this_embedders(embedder: SentenceTransformerEmbedder) -> None:
+    recorded = shipped(MINILM_ID)
+    assert recorded is not None and embedder.embedder_id == MINILM_ID
+    assert embedder.calibration == recorded  # what the scorer uses
+    fresh = calibrate(embedder)
+    for key in ("best_low", "best_high", "mean_low", "mean_high"):
+        assert getattr(fresh, key) == pytest.approx(getattr(recorded, key), abs=0.01), key
+    assert recorded.stats["taxonomy"] == TAX.fingerprint
+    # the thresholds separate the bank: unrelated names mostly below, true synonyms mostly above
+    assert recorded.stats["unrelated_best"]["q50"] < recorded.best_low < recorded.stats["true_best"]["q50"]
+
+
+def test_calibration_of_an_unknown_embedder_is_measured_once_on_first_use() -> None:
+    import numpy as np
+
+    calls: list[int] = []
+    tax = TAX
+
+    def encode(phrases: list[str]):  # type: ignore[no-untyped-def]
+        calls.append(len(phrases))
+        # toy embedding: a one-hot per main category plus a little per-phrase noise
+        out = []
+        for p in phrases:
+            e = next(tax.get(i) for i in tax.ids() if p == tax.get(i).name or p in tax.get(i).synonyms)
+            v = np.zeros(16)
+            v[int(e.id[1:].split("S")[0])] = 1.0
+            v[15] = (zlib.crc32(p.encode()) % 100) / 400
+            out.append(v)
+        return np.array(out)
+
+    emb = PhraseEmbedder(encode, name="toy")
+    cal = emb.calibration
+    assert cal.embedder == "toy" and cal.method == "synonym-bank" and len(calls) == 1
+    assert emb.calibration is cal and len(calls) == 1
+    assert cal.best_low < cal.best_high and cal.fraction([1.0]) == 1.0 and cal.fraction([0.0]) == 0.0
+    with pytest.raises(ConfigurationError, match="does not separate"):
+        SimilarityCalibration("flat", best_low=0.5, best_high=0.5, mean_low=0.2, mean_high=0.4)
+
+
 def test_out_of_policy_requires_an_unsafe_answer(scorer: RewardScorer) -> None:
     r = scorer.score(format_answer("text", "safe", "safe", None), ood_target())
     assert r.out_of_policy == 0.0 and r.request_label == 0.0 and r.total == 1.0
@@ -239,7 +296,7 @@ def test_batch_embeds_once_and_caches_banks() -> None:
         calls.append(list(phrases))
         return np.array([[1.0, float(len(p) % 7)] for p in phrases])
 
-    emb = PhraseEmbedder(encode)
+    emb = PhraseEmbedder(encode, calibration=PAPER)  # a calibration would embed the synonym bank too
     sc = RewardScorer(TAX, emb)
     answers = [format_answer("text", "unsafe", "safe", n) for n in ("a risk", "another risk", "a risk", "C3S1")]
     sc.score_batch(answers, [ood_target()] * 4)

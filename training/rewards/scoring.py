@@ -36,10 +36,13 @@ The rule, per completion (``R`` = the sum of the components, 0 if the gate fails
 
 ``out_of_policy`` (held-out samples)
     Only when the answer says unsafe. An id (alone or inside the text), or a name of an
-    entry the shown policy lists (force-fitting), 0. A free-text name 0.5 plus a similarity bonus against the
-    target name and its synonym bank: with ``best`` and ``mean`` the max and mean cosine
-    similarity, ``bonus = max((best - 0.7) / 0.3 * 0.5, (mean - 0.6) / 0.4 * 0.5)`` when
-    positive, so the component ranges 0.5 - 1.0.
+    entry the shown policy lists (force-fitting), 0. A free-text name 0.5 plus a similarity
+    bonus against the target name and its synonym bank: with ``best`` and ``mean`` the max
+    and mean cosine similarity, ``bonus = 0.5 * max((best - best_low) / (best_high -
+    best_low), (mean - mean_low) / (mean_high - mean_low))`` clipped to [0, 0.5], so the
+    component ranges 0.5 - 1.0. The thresholds are calibrated for the embedder on the
+    synonym bank (:mod:`training.rewards.calibration`); the paper's (0.7/0.6 to 1.0) were
+    measured for BGE-M3 and are :data:`~training.rewards.calibration.PAPER`.
 
 Components that do not apply to a sample are ``None`` (TRL averages them over the
 samples they apply to): ``response_label`` on images, ``category`` on safe and held-out
@@ -58,16 +61,22 @@ unsafe: a false alarm on a safe image earns nothing beyond its (wrong) label.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from proguard_rails.errors import AnswerParseError
 from proguard_rails.protocol import parse_answer
 from proguard_rails.taxonomy import Taxonomy, normalize_id
 from proguard_rails.verdict import Modality, Verdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .calibration import SimilarityCalibration
+
+logger = logging.getLogger("training.rewards")
 
 # An id inside a free-text answer ("C3S1, C8S1", "maybe C3") is still force-fitting.
 _ID_IN_TEXT = re.compile(r"\bC\d+(?:S\d+)?\b", re.IGNORECASE)
@@ -100,7 +109,11 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """The constants of the reward (defaults as in the paper)."""
+    """The constants of the reward (defaults as in the paper).
+
+    The similarity thresholds of the out-of-policy bonus are not here: they belong to the
+    embedder (:mod:`training.rewards.calibration`); ``RewardScorer(calibration=...)`` pins them.
+    """
 
     label: float = 1.0
     image_label: float = 2.0
@@ -108,17 +121,7 @@ class RewardWeights:
     category_other: float = 0.5
     ood_base: float = 0.5
     ood_bonus: float = 0.5
-    best_threshold: float = 0.7
-    mean_threshold: float = 0.6
     format_in_total: float = 0.0  # weight of the gate's own 1/0 in ``total``
-
-    def bonus(self, sims: Sequence[float]) -> float:
-        if not sims:
-            return 0.0
-        best, mean = max(sims), sum(sims) / len(sims)
-        b1 = (best - self.best_threshold) / (1 - self.best_threshold) * self.ood_bonus
-        b2 = (mean - self.mean_threshold) / (1 - self.mean_threshold) * self.ood_bonus
-        return max(b1, b2, 0.0)
 
 
 @dataclass(frozen=True)
@@ -284,10 +287,30 @@ class RewardScorer:
     """
 
     def __init__(self, taxonomy: Taxonomy | None = None, embedder: Embedder | None = None,
-                 weights: RewardWeights | None = None) -> None:
+                 weights: RewardWeights | None = None, calibration: SimilarityCalibration | None = None) -> None:
         self.taxonomy = taxonomy or Taxonomy.default()
         self.embedder = embedder
         self.weights = weights or RewardWeights()
+        self._calibration = calibration
+
+    @property
+    def calibration(self) -> SimilarityCalibration:
+        """The bonus thresholds: given, else the embedder's own, else the paper's (with a warning).
+
+        Resolved on first need: an embedder computes its calibration on first use.
+        """
+        if self._calibration is None:
+            from .calibration import PAPER
+
+            cal = getattr(self.embedder, "calibration", None) if self.embedder is not None else None
+            if cal is None:
+                if self.embedder is not None:
+                    logger.warning("the reward embedder %s has no similarity calibration; using the paper's "
+                                   "thresholds (measured for BGE-M3). Pass calibration=calibrate(embedder)",
+                                   type(self.embedder).__name__)
+                cal = PAPER
+            self._calibration = cal
+        return self._calibration
 
     # ------------------------------------------------------------------ parsing
     def _parse(self, text: str, target: RewardTarget) -> _Parsed:
@@ -371,7 +394,7 @@ class RewardScorer:
             if both_unsafe and v.category_id is None and v.description and not _ID_IN_TEXT.search(v.description):
                 ood = w.ood_base
                 if sims:
-                    ood += w.bonus(sims)
+                    ood += w.ood_bonus * self.calibration.fraction(sims)
                     similarity = {"best": max(sims), "mean": sum(sims) / len(sims)}
         total = req + (resp or 0.0) + (cat or 0.0) + (ood or 0.0) + w.format_in_total
         return RewardBreakdown(1.0, req, resp, cat, ood, total, verdict=v, similarity=similarity)

@@ -23,8 +23,9 @@ worker encodes each synonym bank once per run.
 
 Keyword settings (``+reward.custom_reward_function.reward_kwargs.<name>=...``):
 ``embedding_model`` (default MiniLM; any sentence-transformers folder, e.g. BGE-M3, present
-on every node), ``embedding_device``, ``taxonomy_path`` (YAML of a custom policy), ``details``
-(return a dict with every component, which verl logs; default True).
+on every node), ``embedding_device``, ``taxonomy_path`` (YAML of a custom policy), ``calibration_path``
+(similarity thresholds saved by ``python -m training.rewards.calibration``; default: the
+embedder's own), ``details`` (return a dict with every component, which verl logs; default True).
 
 ``compute_score_batch`` scores a list with one embedding pass: for offline scoring, or a
 custom reward manager (``reward.reward_manager.source=importlib``) that hands a whole batch.
@@ -47,14 +48,19 @@ from training.rewards.scoring import RewardScorer, RewardTarget
 
 @lru_cache(maxsize=8)
 def _scorer(embedding_model: str | None, embedding_device: str | None, taxonomy_path: str | None,
-            use_embedder: bool) -> RewardScorer:
+            use_embedder: bool, calibration_path: str | None = None) -> RewardScorer:
     taxonomy = Taxonomy.from_yaml(taxonomy_path) if taxonomy_path else Taxonomy.default()
     embedder = None
+    calibration = None
+    if calibration_path:
+        from training.rewards.calibration import SimilarityCalibration
+
+        calibration = SimilarityCalibration.load(calibration_path)
     if use_embedder:
         from training.rewards.embeddings import shared_embedder
 
         embedder = shared_embedder(embedding_model, embedding_device)
-    return RewardScorer(taxonomy, embedder)
+    return RewardScorer(taxonomy, embedder, calibration=calibration)
 
 
 def _target(ground_truth: Any, extra_info: Mapping[str, Any] | None) -> RewardTarget:
@@ -75,9 +81,10 @@ def _result(score: Any, details: bool) -> float | dict[str, Any]:
 def compute_score(data_source: str | None = None, solution_str: str = "", ground_truth: Any = None,
                   extra_info: Mapping[str, Any] | None = None, *, embedding_model: str | None = None,
                   embedding_device: str | None = None, taxonomy_path: str | None = None,
-                  details: bool = True, use_embedder: bool = True, **kwargs: Any) -> float | dict[str, Any]:
+                  details: bool = True, use_embedder: bool = True, calibration_path: str | None = None,
+                  **kwargs: Any) -> float | dict[str, Any]:
     """Score one completion; a dict with ``score`` and each component (n/a as 0.0) by default."""
-    scorer = _scorer(embedding_model, embedding_device, taxonomy_path, use_embedder)
+    scorer = _scorer(embedding_model, embedding_device, taxonomy_path, use_embedder, calibration_path)
     return _result(scorer.score(solution_str, _target(ground_truth, extra_info)), details)
 
 
@@ -85,11 +92,11 @@ def compute_score_batch(data_sources: Sequence[str] | None = None, solution_strs
                         ground_truths: Sequence[Any] = (), extra_infos: Sequence[Mapping[str, Any] | None] | None = None,
                         *, embedding_model: str | None = None, embedding_device: str | None = None,
                         taxonomy_path: str | None = None, details: bool = True, use_embedder: bool = True,
-                        **kwargs: Any) -> list[float | dict[str, Any]]:
+                        calibration_path: str | None = None, **kwargs: Any) -> list[float | dict[str, Any]]:
     """Score a list with one embedding pass (the signature of verl's batch-style managers)."""
     infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
     targets = [_target(g, e) for g, e in zip(ground_truths, infos, strict=True)]
-    scorer = _scorer(embedding_model, embedding_device, taxonomy_path, use_embedder)
+    scorer = _scorer(embedding_model, embedding_device, taxonomy_path, use_embedder, calibration_path)
     return [_result(s, details) for s in scorer.score_batch(list(solution_strs), targets)]
 
 
