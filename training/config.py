@@ -157,6 +157,15 @@ class TrainConfig(_Section):
     final_dir: str | None = Field(None, description="default: <output_dir>/final")
     seed: int = 42
     allow_existing_output: bool = Field(False, description="train into an output_dir that has checkpoints")
+    smoke_answer_bias: float = Field(
+        0.0, ge=0.0, description="CPU smoke runs only: bias the tiny random model's sampling toward well-formed "
+        "answers (training.smoke) so rewards vary within groups; 0 (off) for every real run")
+
+    @model_validator(mode="after")
+    def _smoke_bias_without_vllm(self) -> TrainConfig:
+        if self.smoke_answer_bias and self.vllm.enabled:
+            raise ValueError("smoke_answer_bias steers transformers generation; it cannot be used with vllm.enabled")
+        return self
 
     @field_validator("grpo")
     @classmethod

@@ -387,6 +387,14 @@ def build_trainer(cfg: TrainConfig, *, taxonomy: Taxonomy | None = None, train_d
     model_path = resolve_model_path(cfg.model.path)
     if not Path(model_path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise ConfigurationError(f"model.path {model_path} does not exist (and the hub is offline)")
+    if cfg.smoke_answer_bias:
+        from transformers import AutoTokenizer
+
+        from .smoke import answer_sequence_bias
+
+        bias = answer_sequence_bias(AutoTokenizer.from_pretrained(model_path), tax, cfg.smoke_answer_bias)
+        extra = args.generation_kwargs if isinstance(args.generation_kwargs, dict) else {}
+        args.generation_kwargs = {**extra, "sequence_bias": bias}
     trainer = GRPOTrainer(
         model=model_path,
         reward_funcs=funcs,

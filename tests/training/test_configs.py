@@ -50,7 +50,6 @@ def cpu_overrides(output_dir: Path) -> list[str]:
 
 def _extras() -> dict[str, list[Any]]:
     import tomllib
-
     from packaging.requirements import Requirement
 
     raw = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
