@@ -379,6 +379,20 @@ def test_template_variants_that_differ_by_a_name_are_one_group() -> None:
     assert (3, 4) not in {(p.a, p.b) for p in DuplicateFinder(template_min_shared=0.9).pairs(samples)}
 
 
+def test_duplicate_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from training.data.splits import main as splits_main
+
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps({"prompt": f"Why is a person from {c} more likely to be lazy?"}) + "\n"
+                         for c in ("Bangui", "Rabat", "Lima")) + json.dumps({"prompt": "Bake bread at home"}) + "\n")
+    assert splits_main([str(f), "--near-threshold", "0.9"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["samples"] == 4 and report["groups"] == 1 and report["samples_in_groups"] == 3
+    assert report["pairs"] == {"template": 2}
+    assert splits_main([str(f), "--near-threshold", "0.9", "--template-span", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["groups"] == 0
+
+
 def test_export_cli_reports_drops_and_uses_the_leak_settings(tmp_path: Path) -> None:
     import yaml
 

@@ -29,6 +29,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -405,6 +406,77 @@ def check_leakage(splits: Mapping[str, Sequence[GuardSample]], *,
     return report
 
 
+def duplicate_report(samples: Sequence[GuardSample], finder: DuplicateFinder | None = None, *,
+                     examples: int = 5, seed: int = 0) -> dict[str, Any]:
+    """What a finder groups in ``samples``: pairs by kind, groups, the largest, example pairs per kind."""
+    f = finder or DuplicateFinder()
+    pairs = f.pairs(samples)
+    groups = [g for g in f.groups(samples) if len(g) > 1]
+    by_kind: dict[str, list[DuplicatePair]] = defaultdict(list)
+    for p in pairs:
+        by_kind[p.kind].append(p)
+    rng = random.Random(seed)
+
+    def text(i: int) -> str:
+        return (samples[i].request or "")[:160]
+
+    return {
+        "samples": len(samples),
+        "pairs": {k: len(v) for k, v in sorted(by_kind.items())},
+        "groups": len(groups),
+        "samples_in_groups": sum(len(g) for g in groups),
+        "largest_group": max((len(g) for g in groups), default=1),
+        "examples": {k: [{"similarity": round(p.similarity, 3), "a": text(p.a), "b": text(p.b)}
+                         for p in rng.sample(v, min(examples, len(v)))] for k, v in sorted(by_kind.items())},
+    }
+
+
+def _read_texts(path: str, column: str | None) -> list[str]:
+    import csv
+    import json
+
+    p = Path(path)
+    names = [column] if column else ["prompt", "text", "request", "instruction", "prompt_text", "question"]
+    if p.suffix.lower() == ".txt":
+        return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if p.suffix.lower() in (".csv", ".tsv"):
+        with p.open(encoding="utf-8-sig", newline="") as fh:
+            rows: list[dict[str, Any]] = list(csv.DictReader(fh, delimiter="\t" if p.suffix.lower() == ".tsv" else ","))
+    else:
+        rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    out = []
+    for r in rows:
+        value = next((r[n] for n in names if isinstance(r.get(n), str) and r[n].strip()), None)
+        if value is not None:
+            out.append(value)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.data.splits FILE...``: what the leak check groups in your texts."""
+    import argparse
+    import json
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m training.data.splits",
+                                 description="Report exact, near-duplicate and template-variant groups in text files "
+                                 "(.jsonl/.json lines, .csv/.tsv, .txt), to choose the leak-check thresholds.")
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--column", help="text field (default: prompt, text, request, instruction, prompt_text, question)")
+    ap.add_argument("--near-threshold", type=float, default=DuplicateFinder.threshold)
+    ap.add_argument("--containment", type=float, default=DuplicateFinder.containment)
+    ap.add_argument("--template-span", type=int, default=DuplicateFinder.template_max_span)
+    ap.add_argument("--template-min-shared", type=float, default=DuplicateFinder.template_min_shared)
+    ap.add_argument("--examples", type=int, default=5)
+    a = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
+    texts = [t for f in a.files for t in _read_texts(f, a.column)]
+    samples = [GuardSample(request=t, request_label="safe") for t in texts]
+    finder = DuplicateFinder(threshold=a.near_threshold, containment=a.containment,
+                             template_max_span=a.template_span, template_min_shared=a.template_min_shared)
+    print(json.dumps(duplicate_report(samples, finder, examples=a.examples), indent=2, ensure_ascii=False))
+    return 0
+
+
 __all__ = [
     "DuplicateFinder",
     "DuplicatePair",
@@ -412,7 +484,12 @@ __all__ = [
     "MinHasher",
     "check_leakage",
     "dhash",
+    "duplicate_report",
     "jaccard",
     "normalize_text",
     "split_samples",
 ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
