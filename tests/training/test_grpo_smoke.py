@@ -169,6 +169,8 @@ def test_cpu_smoke_run_learns_checkpoints_and_resumes(tmp_path: Path, capsys: py
     final = out / "final"
     meta = json.loads((final / "proguard_training.json").read_text())
     assert meta["global_step"] == 2 and (final / "taxonomy.yaml").exists()
+    # the similarity thresholds the reward used are recorded with the model (MiniLM's shipped calibration)
+    assert meta["similarity_calibration"]["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
     from proguard_rails.backends import TransformersBackend
     from proguard_rails.inputs import build_request
     from proguard_rails.protocol import render
