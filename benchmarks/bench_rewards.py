@@ -23,8 +23,9 @@ object and the same parsing code; all give identical rewards (checked):
   steady state of a run.
 
 The HTTP service (started here on loopback, HTTP/1.1) wraps the same model. The HTTP modes
-score a prefix of the batch (``http_samples``; throughput is per sample); the others score
-all of it, ``ours_*`` as the median of three runs.
+score a prefix of the batch (``http_samples``; throughput is per sample), in chunks of 32
+that alternate between the two clients; the others score all of it, ``ours_*`` as the
+median of three runs spread over the HTTP chunks, so every mode sees the same machine load.
 
     python benchmarks/bench_rewards.py            # HTTP modes on 256 samples
     python benchmarks/bench_rewards.py --quick    # HTTP modes on 64 samples, the rest on 256
@@ -89,6 +90,7 @@ class _SimilarityService:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as any production HTTP server offers
+            disable_nagle_algorithm = True  # TCP_NODELAY, as uvicorn and gunicorn set: no 40 ms ACK stalls
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -198,9 +200,28 @@ def run(quick: bool = False) -> dict[str, Any]:
     calibration = shipped(MINILM_ID)  # the same thresholds in every mode
     modes: dict[str, dict[str, Any]] = {}
 
-    # ours, cold (empty cache) and warm (banks cached by the previous step): medians of three runs
-    cold, warm = [], []
-    for _ in range(3):
+    # The modes are interleaved (HTTP chunks of 32 samples, alternating the two clients, with
+    # the other modes' runs in between), so a change in the machine's load during the run
+    # weighs on every mode alike instead of on whichever ran last.
+    chunk = 32
+    chunks = [(i, min(i + chunk, n_http)) for i in range(0, n_http, chunk)]
+    # after which chunk each of the other runs goes (ours once more before the first chunk)
+    pending = [("ours", len(chunks) // 4), ("batched", len(chunks) // 2), ("ours", (3 * len(chunks)) // 4)]
+    cold: list[tuple[float, int, int]] = []
+    warm: list[tuple[float, int, int]] = []
+    ours_scores: list[Any] = []
+    batched_scores: list[Any] = []
+    batched = BatchedNoCacheEmbedder(model)
+
+    def run_batched() -> None:
+        nonlocal batched_scores
+        seconds, batched_scores = _timed(RewardScorer(embedder=batched, calibration=calibration),  # type: ignore[arg-type]
+                                         texts, targets)
+        modes["batched_no_cache"] = {"samples": n_batch, "seconds": round(seconds, 3),
+                                     "phrases_encoded": batched.encoded, "encode_calls": batched.encode_calls}
+
+    def run_ours() -> None:
+        nonlocal ours_scores
         emb = PhraseEmbedder(st._encode_st, name="minilm", calibration=calibration)
         ours = RewardScorer(embedder=emb, calibration=calibration)
         seconds, ours_scores = _timed(ours, texts, targets)
@@ -208,26 +229,36 @@ def run(quick: bool = False) -> dict[str, Any]:
         before = (emb.encoded, emb.encode_calls)
         seconds, _ = _timed(ours, next_texts[:n_batch], next_targets[:n_batch])
         warm.append((seconds, emb.encoded - before[0], emb.encode_calls - before[1]))
+
+    http_seconds = {"http_new_connection": 0.0, "http_keepalive": 0.0}
+    http_scores: dict[str, list[Any]] = {k: [] for k in http_seconds}
+    http_requests = dict.fromkeys(http_seconds, 0)
+    run_ours()
+    with _SimilarityService(model) as svc:
+        clients = {"http_new_connection": HTTPPairEmbedder(svc.url, keepalive=False),
+                   "http_keepalive": HTTPPairEmbedder(svc.url, keepalive=True)}
+        try:
+            for k, (a, b) in enumerate(chunks):
+                order = list(clients) if k % 2 == 0 else list(reversed(clients))
+                for name in order:
+                    seconds, scores = _timed(RewardScorer(embedder=clients[name], calibration=calibration),  # type: ignore[arg-type]
+                                             texts[a:b], targets[a:b])
+                    http_seconds[name] += seconds
+                    http_scores[name].extend(scores)
+                while pending and pending[0][1] <= k:
+                    (run_ours if pending.pop(0)[0] == "ours" else run_batched)()
+        finally:
+            for name, client in clients.items():
+                http_requests[name] = client.requests
+                client.close()
+    for what, _ in pending:  # fewer chunks than slots (quick runs)
+        (run_ours if what == "ours" else run_batched)()
+    for name in http_seconds:
+        modes[name] = {"samples": n_http, "seconds": round(http_seconds[name], 3), "http_requests": http_requests[name]}
     for name, runs in (("ours_cold", cold), ("ours_warm", warm)):
         seconds = statistics.median(r[0] for r in runs)
         modes[name] = {"samples": n_batch, "seconds": round(seconds, 3), "seconds_runs": [round(r[0], 3) for r in runs],
                        "phrases_encoded": runs[0][1], "encode_calls": runs[0][2]}
-
-    batched = BatchedNoCacheEmbedder(model)
-    seconds, batched_scores = _timed(RewardScorer(embedder=batched, calibration=calibration), texts, targets)  # type: ignore[arg-type]
-    modes["batched_no_cache"] = {"samples": n_batch, "seconds": round(seconds, 3),
-                                 "phrases_encoded": batched.encoded, "encode_calls": batched.encode_calls}
-
-    http_scores = {}
-    with _SimilarityService(model) as svc:
-        for name, keepalive in (("http_new_connection", False), ("http_keepalive", True)):
-            http = HTTPPairEmbedder(svc.url, keepalive=keepalive)
-            try:
-                seconds, http_scores[name] = _timed(RewardScorer(embedder=http, calibration=calibration),  # type: ignore[arg-type]
-                                                    texts[:n_http], targets[:n_http])
-            finally:
-                http.close()
-            modes[name] = {"samples": n_http, "seconds": round(seconds, 3), "http_requests": http.requests}
 
     for m in modes.values():
         m["samples_per_s"] = round(m["samples"] / m["seconds"], 1)
