@@ -192,11 +192,29 @@ def _local_rows(r: dict[str, Any]) -> list[Row]:
 
 
 def _rewards_rows(r: dict[str, Any]) -> list[Row]:
-    if "speedup" not in r:
+    modes = r.get("modes") or {}
+    base = _get(modes, "http_new_connection.samples_per_s")
+    if not modes or base is None:
         return []
-    return [_row("reward scoring (out-of-policy completions)", r.get("ours_samples_per_s"), "samples/s",
-                 r.get("baseline_samples_per_s"), r.get("speedup"),
-                 f"max reward difference {r.get('max_reward_difference')}")]
+    labels = {
+        "http_keepalive": "reward scoring: one HTTP request per pair, kept-alive connection",
+        "batched_no_cache": "reward scoring: one encode call per batch, no dedup or cache",
+        "ours_cold": "reward scoring: training.rewards, empty cache (first step)",
+        "ours_warm": "reward scoring: training.rewards, synonym banks cached (later steps)",
+    }
+    rows = []
+    for name, label in labels.items():
+        m = modes.get(name)
+        if not m:
+            continue
+        what = (f"{m['http_requests']} requests for {m['samples']} samples" if "http_requests" in m
+                else f"{m.get('phrases_encoded')} phrases in {m.get('encode_calls')} encode call(s), {m['samples']} samples")
+        note = (f"baseline: one request per pair, new connection each ({modes['http_new_connection']['samples']} "
+                f"samples); {what}" if name == "http_keepalive" else what)
+        if name == "ours_cold":
+            note += f"; max reward difference across modes {r.get('max_reward_difference')}"
+        rows.append(_row(label, m["samples_per_s"], "samples/s", base, m.get("ratio"), note))
+    return rows
 
 
 def _lite_rows(r: dict[str, Any]) -> list[Row]:
