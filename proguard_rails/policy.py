@@ -81,6 +81,10 @@ class Policy(BaseModel):
 
     def decide(self, verdict: Verdict, check: CheckName = "conversation") -> Decision:
         if not self.relevant_unsafe(verdict):
+            if verdict.unreadable and verdict.request is None and verdict.response is None:
+                return Decision(status="allowed", allowed=True, verdict=verdict, check=check,
+                                reason=f"not judged: text in a language the judge cannot read "
+                                       f"({verdict.unreadable}); allowed by the judge's unreadable='allow' setting")
             which = {"both": "request and response", "request": "request", "response": "response"}[self.labels]
             return Decision(status="allowed", allowed=True, reason=f"{which} judged safe", verdict=verdict, check=check)
         what = verdict.summary()
