@@ -37,8 +37,8 @@ TARGET_ADDED_US = 1000.0
 def _setup() -> tuple[Any, Any, Any, Any]:
     from langchain_core.messages import AIMessage
     from langchain_core.runnables import RunnableLambda
+    from langchain_proguard import ProGuardRail
 
-    from integrations.langchain import ProGuardRail
     from proguard_rails import ProGuard, ScriptedBackend
 
     guard = ProGuard(backend=ScriptedBackend(), cache_size=0)

@@ -64,8 +64,8 @@ def _offline_guardrails() -> None:
 
 def bench_nodes(quick: bool) -> dict[str, Any]:
     from llama_index.core.schema import NodeWithScore, TextNode
+    from llama_index.postprocessor.proguard import ProGuardNodePostprocessor
 
-    from integrations.llamaindex import ProGuardNodePostprocessor
     from proguard_rails import ProGuard, ScriptedBackend
 
     delay = 0.05
@@ -93,8 +93,8 @@ def bench_nodes(quick: bool) -> dict[str, Any]:
 
 def bench_query_engine(quick: bool) -> dict[str, Any]:
     from llama_index.core.query_engine import CustomQueryEngine
+    from llama_index.postprocessor.proguard import ProGuardQueryEngine
 
-    from integrations.llamaindex import ProGuardQueryEngine
     from proguard_rails import ProGuard, ScriptedBackend
 
     class Fixed(CustomQueryEngine):
@@ -124,8 +124,8 @@ def bench_query_engine(quick: bool) -> dict[str, Any]:
 def bench_guardrails(quick: bool) -> dict[str, Any]:
     _offline_guardrails()
     from guardrails import Guard
+    from guardrails_ai.proguard import ProGuardValidator
 
-    from integrations.guardrails_proguard import ProGuardValidator
     from proguard_rails import ProGuard, ScriptedBackend
 
     guard = ProGuard(backend=ScriptedBackend(), cache_size=0)

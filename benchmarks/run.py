@@ -45,6 +45,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "local": ("bench_local", "local backend prefix reuse + batching vs per-check generate"),
     "llamaindex_guardrails": ("bench_llamaindex_guardrails",
                               "LlamaIndex node screening (batched vs per node) and adapter overheads"),
+    "server": ("bench_server", "guard server (/v1/moderations) latency and overhead vs the guard in-process"),
 }
 
 Row = dict[str, Any]  # figure, value, unit, baseline, ratio, note
@@ -175,7 +176,26 @@ def _llamaindex_guardrails_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _server_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    d1, s1 = r.get("direct_c1") or {}, r.get("server_c1") or {}
+    if d1 and s1:
+        rows.append(_row("server, 1 in flight: p50 latency per request", s1.get("p50_ms"), "ms", d1.get("p50_ms"),
+                         r.get("ratio_latency_p50_c1"),
+                         f"baseline: ProGuard.acheck in-process, same endpoint; overhead p50 {r.get('overhead_ms_p50')} ms, "
+                         f"p99 {s1.get('p99_ms')} ms vs {d1.get('p99_ms')} ms"))
+    d64, s64 = r.get("direct_c64") or {}, r.get("server_c64") or {}
+    if d64 and s64:
+        rows.append(_row(f"server load: {s64.get('n')} requests, {r.get('concurrency')} in flight", s64.get("per_s"),
+                         "requests/s", d64.get("per_s"), r.get("ratio_throughput_c64"),
+                         f"answered {s64.get('answered')}/{s64.get('n')}, matched {s64.get('matched')}, errors "
+                         f"{s64.get('errors')}; p50 {s64.get('p50_ms')} ms, p99 {s64.get('p99_ms')} ms "
+                         f"(in-process: p50 {d64.get('p50_ms')} ms, p99 {d64.get('p99_ms')} ms)"))
+    return rows
+
+
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "server": _server_rows,
     "llamaindex_guardrails": _llamaindex_guardrails_rows,
     "client": _client_rows,
     "langchain_overhead": _langchain_rows,

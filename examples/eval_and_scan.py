@@ -17,9 +17,9 @@ from pathlib import Path
 
 from proguard_rails import ProGuard, ScriptedBackend
 from proguard_rails.backends.scripted import unsafe_answer
+from proguard_rails.eval import Evaluator, load_dataset, write_report
 from proguard_rails.protocol import RenderedPrompt, format_answer
 from proguard_rails.scan import scan
-from training.eval import Evaluator, load_dataset, write_report
 
 
 def answer(prompt: RenderedPrompt) -> str:

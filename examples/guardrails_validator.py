@@ -40,9 +40,9 @@ _no_punkt_download()
 
 from guardrails import AsyncGuard, Guard  # noqa: E402
 from guardrails.errors import ValidationError  # noqa: E402
+from guardrails_ai.proguard import ProGuardValidator  # noqa: E402
+from guardrails_ai.proguard.offline import offline_problems  # noqa: E402
 
-from integrations.guardrails_proguard import ProGuardValidator  # noqa: E402
-from integrations.guardrails_proguard.validator.offline import offline_problems  # noqa: E402
 from proguard_rails import ProGuard, ScriptedBackend  # noqa: E402
 from proguard_rails.backends.scripted import unsafe_answer  # noqa: E402
 

@@ -18,8 +18,8 @@ from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
+from langchain_proguard import ProGuardMiddleware
 
-from integrations.langchain import ProGuardMiddleware
 from proguard_rails import ProGuard, ScriptedBackend
 from proguard_rails.backends.scripted import unsafe_answer
 

@@ -17,8 +17,8 @@ import os
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_proguard import ProGuardRail, ProGuardViolation
 
-from integrations.langchain import ProGuardRail, ProGuardViolation
 from proguard_rails import ProGuard, ScriptedBackend
 from proguard_rails.backends.scripted import unsafe_answer
 

@@ -19,9 +19,9 @@ import os
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import HumanMessage
+from langchain_proguard import ProGuardRail
 from PIL import Image
 
-from integrations.langchain import ProGuardRail
 from proguard_rails import ProGuard, ScriptedBackend
 from proguard_rails.backends.scripted import safe_answer, unsafe_answer
 from proguard_rails.protocol import RenderedPrompt

@@ -21,13 +21,13 @@ from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.llms import MockLLM
-
-from integrations.llamaindex import (
+from llama_index.postprocessor.proguard import (
     ProGuardChatEngine,
     ProGuardNodePostprocessor,
     ProGuardQueryEngine,
     ProGuardVerdictEvent,
 )
+
 from proguard_rails import ProGuard, ProGuardViolation, ScriptedBackend
 from proguard_rails.backends.scripted import unsafe_answer
 

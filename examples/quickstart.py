@@ -4,7 +4,7 @@
 
 With nothing configured the default guard is the embedded LITE judge (MiniLM embeddings
 and a small trained head, shipped inside the package; CPU, no download). It is a light
-baseline, far weaker than ProGuard, and says so with a one-time warning. Point the same
+baseline, far weaker than ProGuard, and says so with a one-time log notice. Point the same
 code at ProGuard by setting PROGUARD_BASE_URL (a vLLM server) or PROGUARD_MODEL_PATH.
 
 The chat model here is a stand-in (canned answers), so the example runs offline; put any
@@ -13,15 +13,15 @@ LangChain chat model in its place.
 
 from __future__ import annotations
 
-import warnings
+import logging
+import sys
 
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
+from langchain_proguard import ProGuardRail, ProGuardViolation
 
-from integrations.langchain import ProGuardRail, ProGuardViolation
 from proguard_rails import Decision, ProGuard, Taxonomy
-from proguard_rails.guard import LiteGuardWarning
 
 CANNED = {
     "bread": "Mix flour, water, salt and a sourdough starter; proof overnight; bake at 240 C.",
@@ -72,11 +72,11 @@ def run(guard: ProGuard, questions: list[str]) -> None:
 
 
 def main() -> None:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LiteGuardWarning)
-        guard = ProGuard()  # nothing configured: the embedded lite guard
-    for w in caught:
-        print(f"[warning] {w.message}\n")
+    # the one-time notice that the lite guard is in use is a WARNING log record
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s\n"))
+    logging.getLogger("proguard_rails").addHandler(handler)
+    guard = ProGuard()  # nothing configured: the embedded lite guard
     print(f"guard: {guard.judge.identity()}")
 
     run(guard, [

@@ -2,8 +2,9 @@
 
 check     judge one text / (request, response) / image; exit 0 allowed, 1 blocked, 2 error not
           turned into a block (fail-open) or bad usage
-eval      run judges over datasets and report the paper's four tasks (training.eval)
+eval      run judges over datasets and report the paper's four tasks (proguard_rails.eval)
 scan      moderate a whole file or image folder, resumable
+serve     the guard server: OpenAI-compatible /v1/moderations, /v1/check, health, metrics
 taxonomy  print the policy (default, or a custom YAML) as the model sees it
 prompt    print the exact chat messages a check would send (debugging)
 """
@@ -22,37 +23,35 @@ EXIT_ERROR = 2
 
 
 def _add_guard_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("guard")
-    g.add_argument("--base-url", help="OpenAI-compatible endpoint (vLLM), e.g. http://127.0.0.1:8000/v1 "
-                                      "[PROGUARD_BASE_URL]")
-    g.add_argument("--model", help="model name at the endpoint; discovered if omitted [PROGUARD_MODEL]")
-    g.add_argument("--model-path", help="local checkpoint folder (transformers backend) [PROGUARD_MODEL_PATH]")
+    from .cli_options import add_judge_options
+
+    add_judge_options(p)  # --judge --model --timeout --max-concurrency; --config --fail-mode --taxonomy --hold-out
+    # shortcuts kept from earlier releases; --judge is the name every command shares
+    g = p.add_argument_group("judge shortcuts")
+    g.add_argument("--base-url", help="same as --judge openai:URL [PROGUARD_BASE_URL]")
+    g.add_argument("--model-path", help="same as --judge transformers:PATH [PROGUARD_MODEL_PATH]")
     g.add_argument("--backend", choices=["auto", "openai", "transformers", "vllm", "lite"],
-                   help="which backend; auto: base URL, else model path, else the lite judge [PROGUARD_BACKEND]")
-    g.add_argument("--timeout", type=float, help="deadline per check in seconds [PROGUARD_TIMEOUT]")
-    g.add_argument("--fail-mode", choices=["closed", "open"], help="what an error does [PROGUARD_FAIL_MODE]")
-    g.add_argument("--taxonomy", help="custom policy YAML (default: the released policy)")
-    g.add_argument("--hold-out", action="append", default=[], metavar="ID",
-                   help="hide a category from the policy shown to the model (repeatable)")
+                   help="with --model-path: vllm for in-process vLLM; lite: --judge lite [PROGUARD_BACKEND]")
 
 
 def build_guard(args: argparse.Namespace) -> Any:
     """A ProGuard from CLI options (explicit options win over PROGUARD_* variables)."""
-    from .guard import ProGuard
-    from .taxonomy import Taxonomy
+    from .cli_options import guard_from_args
+    from .errors import ConfigurationError
 
-    overrides = {
-        "base_url": getattr(args, "base_url", None),
-        "model": getattr(args, "model", None),
-        "model_path": getattr(args, "model_path", None),
-        "backend": getattr(args, "backend", None),
-        "timeout": getattr(args, "timeout", None),
-        "fail_mode": getattr(args, "fail_mode", None),
-    }
-    taxonomy = Taxonomy.from_yaml(args.taxonomy) if getattr(args, "taxonomy", None) else Taxonomy.default()
-    if getattr(args, "hold_out", None):
-        taxonomy = taxonomy.hold_out(args.hold_out)
-    return ProGuard(taxonomy=taxonomy, **{k: v for k, v in overrides.items() if v is not None})
+    spec = getattr(args, "judge", None)
+    base_url, model_path, backend = (getattr(args, k, None) for k in ("base_url", "model_path", "backend"))
+    if spec and (base_url or model_path or backend):
+        raise ConfigurationError("give --judge, or the --base-url/--model-path/--backend shortcuts, not both")
+    if base_url:
+        spec = f"openai:{base_url}"
+    elif model_path:
+        spec = f"{'vllm' if backend == 'vllm' else 'transformers'}:{model_path}"
+    elif backend == "lite":
+        spec = "lite"
+    elif backend not in (None, "auto"):
+        raise ConfigurationError(f"--backend {backend} needs --base-url or --model-path (or use --judge)")
+    return guard_from_args(args, judge=spec)
 
 
 def _read_text(value: str | None) -> str | None:
@@ -127,7 +126,10 @@ def cmd_prompt(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="proguard-rails", description="ProGuard safety guard tools")
+    parser.add_argument("--version", action="version", version=f"proguard-rails {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="judge one input; exit 0 allowed, 1 blocked, 2 error not blocked")
@@ -158,12 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=None, delegate="eval")
     p = sub.add_parser("scan", help="moderate a JSONL/CSV/parquet file or image folder", add_help=False)
     p.set_defaults(func=None, delegate="scan")
+    p = sub.add_parser("serve", help="run the guard server (OpenAI-compatible moderation API)", add_help=False)
+    p.set_defaults(func=None, delegate="serve")
     return parser
 
 
 def _delegate(command: str, argv: Sequence[str]) -> int:
     if command == "eval":
-        from training.eval.cli import add_arguments, run
+        from proguard_rails.eval.cli import add_arguments, run
+    elif command == "serve":
+        from .server.run import add_arguments  # type: ignore[assignment]
+        from .server.run import run_cli as run  # type: ignore[assignment]
     else:
         from .scan import add_arguments  # type: ignore[assignment]
         from .scan import run_cli as run
@@ -175,7 +182,7 @@ def _delegate(command: str, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("eval", "scan"):
+    if argv and argv[0] in ("eval", "scan", "serve"):
         return _delegate(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)

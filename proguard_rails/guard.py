@@ -2,7 +2,9 @@
 
 check / acheck / check_batch / acheck_batch, tool-call and tool-result screening, an LRU
 verdict cache, and backend resolution: explicit arguments, else ``PROGUARD_BASE_URL``,
-else ``PROGUARD_MODEL_PATH``, else the embedded lite judge (with a one-time warning).
+else ``PROGUARD_MODEL_PATH``, else the embedded lite judge (with a one-time notice, logged as a
+WARNING record on the ``proguard_rails`` logger). Each check is traced with OpenTelemetry when
+``opentelemetry-api`` is installed (see ``proguard_rails.telemetry``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import json
 import logging
 import threading
-import warnings
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -26,6 +28,7 @@ from .judges.generative import GenerativeJudge
 from .policy import Policy
 from .settings import ProGuardSettings
 from .taxonomy import Taxonomy
+from .telemetry import record_checks, trace_checks
 from .verdict import Decision, Verdict
 
 logger = logging.getLogger("proguard_rails")
@@ -34,8 +37,18 @@ _LITE_WARNING_LOCK = threading.Lock()
 _LITE_WARNING_SHOWN = False
 
 
+#: message of the one-time lite-judge notice (a WARNING record on the ``proguard_rails`` logger)
+LITE_NOTICE = (
+    "proguard-rails: no ProGuard model configured, using the embedded LITE guard (a small "
+    "embedding classifier, a light baseline far weaker than ProGuard; text only). To use "
+    "ProGuard, serve it with vLLM and set PROGUARD_BASE_URL=http://HOST:8000/v1, or set "
+    "PROGUARD_MODEL_PATH=/path/to/ProGuard-7B (pip install 'proguard-rails[local]')."
+)
+
+
 class LiteGuardWarning(UserWarning):
-    """Emitted once per process when no model is configured and the lite judge is used."""
+    """Kept for code that filters it; no longer emitted. The lite-judge notice is now a log
+    record (logger ``proguard_rails``, level WARNING, ``record.proguard_notice == "lite_guard"``)."""
 
 
 def _warn_lite_once() -> None:
@@ -44,14 +57,9 @@ def _warn_lite_once() -> None:
         if _LITE_WARNING_SHOWN:
             return
         _LITE_WARNING_SHOWN = True
-    warnings.warn(
-        "proguard-rails: no ProGuard model configured, using the embedded LITE guard (a small "
-        "embedding classifier, a light baseline far weaker than ProGuard; text only). To use "
-        "ProGuard, serve it with vLLM and set PROGUARD_BASE_URL=http://HOST:8000/v1, or set "
-        "PROGUARD_MODEL_PATH=/path/to/ProGuard-7B (pip install 'proguard-rails[local]').",
-        LiteGuardWarning,
-        stacklevel=3,
-    )
+    # a log record, not warnings.warn: applications route it with their logging config; with none,
+    # logging's last-resort handler still prints WARNING records to stderr
+    logger.warning(LITE_NOTICE, extra={"proguard_notice": "lite_guard"})
 
 
 def resolve_judge(
@@ -143,6 +151,9 @@ class ProGuard:
 
     Arguments win over ``PROGUARD_*`` environment variables. Any ``ProGuardSettings``
     field can be passed as a keyword (``timeout=10``, ``fail_mode="open"``...).
+    ``config`` is a policy file (path, dict or ``GuardConfig``; default ``PROGUARD_CONFIG``):
+    per-category actions and thresholds, the out-of-policy action, the fail mode, an optional
+    taxonomy (see ``proguard_rails.config``). ``policy=`` wins over it.
     """
 
     def __init__(
@@ -153,6 +164,7 @@ class ProGuard:
         taxonomy: Taxonomy | None = None,
         policy: Policy | None = None,
         settings: ProGuardSettings | None = None,
+        config: Any = None,
         **overrides: Any,
     ) -> None:
         if isinstance(backend, str):  # a backend name ("transformers", "vllm"...) is the setting
@@ -173,8 +185,24 @@ class ProGuard:
         self.settings = base
         if judge is not None and backend is not None:
             raise ConfigurationError("pass judge= or backend=, not both")
-        self.judge: Judge = judge if judge is not None else resolve_judge(self.settings, backend=backend)
+        cfg = None
+        if policy is None and (config is not None or self.settings.config):
+            from .config import as_config
+
+            source = config if config is not None else self.settings.config
+            assert source is not None
+            cfg = as_config(source)
+            if taxonomy is None:
+                taxonomy = cfg.load_taxonomy()
         self.taxonomy = taxonomy or Taxonomy.default()
+        if cfg is not None:
+            cfg.check_against(self.taxonomy)
+            # an explicit fail_mode argument wins over the file; the file wins over PROGUARD_FAIL_MODE
+            policy = cfg.to_policy(fail_mode=self.settings.fail_mode)
+            if overrides.get("fail_mode") is not None:
+                policy = policy.model_copy(update={"fail_mode": self.settings.fail_mode})
+        self.config = cfg
+        self.judge: Judge = judge if judge is not None else resolve_judge(self.settings, backend=backend)
         self.policy = policy or Policy(fail_mode=self.settings.fail_mode)
         self.cache = VerdictCache(self.settings.cache_size)
 
@@ -201,6 +229,13 @@ class ProGuard:
         if self.settings.allow_image_urls:
             return await asyncio.to_thread(self.request, obj, response, images, kind=kind)
         return self.request(obj, response, images, kind=kind)
+
+    def _early_error(self, policy: Policy, exc: ProGuardError, check: Any) -> Decision:
+        """An input that could not become a request: decided (and traced) like any other check."""
+        start = time.perf_counter()
+        decision = policy.decide_error(exc, check)
+        record_checks(self.judge.identity(), [decision], [None], start)
+        return decision
 
     # ------------------------------------------------------------------ judging
     async def ajudge_batch(self, requests: Sequence[GuardRequest]) -> list[JudgeResult]:
@@ -241,6 +276,14 @@ class ProGuard:
         kind: CheckKind = "conversation",
     ) -> list[Decision]:
         """Decisions for many inputs; requests go to the judge together, concurrently."""
+        modalities: list[str | None] = [None] * len(items)
+        with trace_checks(self.judge.identity(), len(items)) as span:
+            decisions = await self._acheck_batch(items, policy=policy, kind=kind, modalities=modalities)
+            span.finish(decisions, modalities)
+        return decisions
+
+    async def _acheck_batch(self, items: Sequence[Any], *, policy: Policy | None, kind: CheckKind,
+                            modalities: list[str | None]) -> list[Decision]:
         pol = policy or self.policy
         decisions: list[Decision | None] = [None] * len(items)
         requests: list[GuardRequest] = []
@@ -258,6 +301,7 @@ class ProGuard:
                     UnjudgeableInputError(f"{self.judge.name} cannot judge images"), _check_name(req.kind)
                 )
                 continue
+            modalities[i] = str(req.modality)
             requests.append(req)
             positions.append(i)
         if requests:
@@ -269,7 +313,7 @@ class ProGuard:
                 if isinstance(res, BaseException):
                     decisions[pos] = pol.decide_error(res, _check_name(req.kind))
                 else:
-                    decisions[pos] = pol.decide(res, _check_name(req.kind))
+                    decisions[pos] = pol.decide(res, _check_name(req.kind), has_response=req.has_response)
         missing = [i for i, d in enumerate(decisions) if d is None]
         if missing:  # never hand back a shorter list than was asked for
             raise ProGuardError(f"internal error: no decision for items {missing}")
@@ -289,7 +333,7 @@ class ProGuard:
         try:
             req = await self.arequest(content, response, images, kind=kind)
         except ProGuardError as exc:
-            return pol.decide_error(exc, _check_name(kind))
+            return self._early_error(pol, exc, _check_name(kind))
         (decision,) = await self.acheck_batch([req], policy=pol, kind=kind)
         return decision
 
@@ -331,7 +375,7 @@ class ProGuard:
         try:
             req = self.tool_call_request(name, arguments, context)
         except ProGuardError as exc:
-            return pol.decide_error(exc, "tool_call")
+            return self._early_error(pol, exc, "tool_call")
         return (await self.acheck_batch([req], policy=pol))[0]
 
     def check_tool_call(self, name: str, arguments: Any, context: str | None = None,
@@ -344,7 +388,7 @@ class ProGuard:
         try:
             req = self.tool_result_request(name, output, context, images=images)
         except ProGuardError as exc:
-            return pol.decide_error(exc, "tool_result")
+            return self._early_error(pol, exc, "tool_result")
         return (await self.acheck_batch([req], policy=pol))[0]
 
     def check_tool_result(self, name: str, output: Any, context: str | None = None,

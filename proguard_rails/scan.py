@@ -607,6 +607,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-mode", choices=["closed", "open"], help="what an error decides (the row keeps status=error)")
     parser.add_argument("--taxonomy", help="custom policy YAML (default: the released policy)")
     parser.add_argument("--hold-out", action="append", default=[], metavar="ID", help="hide a category from the policy")
+    parser.add_argument("--config", metavar="FILE", help="policy file (YAML/TOML) with per-category actions, "
+                        "thresholds, out-of-policy action and fail mode [PROGUARD_CONFIG]")
     parser.add_argument("--text-column", action="append", default=[], metavar="COL",
                         help="column(s) with the request text (repeat to join several); default: detected")
     parser.add_argument("--response-column", help="column with the response to judge (default: detected)")
@@ -635,8 +637,10 @@ def run_cli(args: argparse.Namespace) -> int:
             taxonomy = taxonomy.hold_out(args.hold_out)
         guard = guard_from_spec(
             args.judge, taxonomy=taxonomy, model=args.model, max_concurrency=args.max_concurrency,
-            timeout=args.timeout, fail_mode=args.fail_mode,
+            timeout=args.timeout, fail_mode=args.fail_mode, config=getattr(args, "config", None),
         )
+        if args.fail_mode:  # the option wins over the policy file's fail_mode
+            guard.policy = guard.policy.model_copy(update={"fail_mode": args.fail_mode})
         columns = ScanColumns(text=tuple(args.text_column), response=args.response_column,
                               image=args.image_column, id=args.id_column, messages=args.messages_column)
 

@@ -38,6 +38,7 @@ class ProGuardSettings(BaseSettings):
 
     # --- policy
     fail_mode: Literal["closed", "open"] = "closed"
+    config: str | None = Field(None, description="policy file (YAML or TOML), see proguard_rails.config")
 
     # --- input limits
     max_chars: int = Field(24_000, ge=200, description="per text field; longer text keeps head and tail")

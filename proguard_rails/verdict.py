@@ -107,6 +107,7 @@ class Decision(BaseModel):
     error_message: str | None = None
     raw: str | None = Field(None, description="the model's raw text, kept on parse errors")
     fail_mode_applied: Literal["closed", "open"] | None = None
+    flagged: bool = Field(False, description="allowed, and the policy's action for this risk is 'flag'")
     check: Literal["input", "output", "conversation", "tool_call", "tool_result"] = "conversation"
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -136,6 +137,7 @@ class Decision(BaseModel):
         return {
             "decision": "allow" if self.allowed else "block",
             "status": self.status,
+            "flagged": self.flagged,
             "reason": self.reason,
             "check": self.check,
             "modality": str(v.modality) if v else None,

@@ -1,6 +1,7 @@
 """Engine semantics with an in-process scripted backend (answers chosen by the test)."""
 
 import asyncio
+import logging
 import warnings
 
 import pytest
@@ -158,19 +159,22 @@ def test_settings_read_at_construction_not_import(monkeypatch):
     assert ProGuardSettings().max_chars == 500
 
 
-def test_lite_fallback_warns_once(monkeypatch):
-    for var in ("PROGUARD_BASE_URL", "PROGUARD_MODEL_PATH", "PROGUARD_BACKEND"):
+def test_lite_fallback_notice_is_one_log_record_not_a_warning(monkeypatch, caplog):
+    for var in ("PROGUARD_BASE_URL", "PROGUARD_MODEL_PATH", "PROGUARD_BACKEND", "PROGUARD_CONFIG"):
         monkeypatch.delenv(var, raising=False)
     import proguard_rails.guard as guard_mod
 
     monkeypatch.setattr(guard_mod, "_LITE_WARNING_SHOWN", False)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING, "proguard_rails"):
         warnings.simplefilter("always")
         g1 = ProGuard()
         g2 = ProGuard()
-    lite = [w for w in caught if issubclass(w.category, guard_mod.LiteGuardWarning)]
-    assert len(lite) == 1
-    msg = str(lite[0].message)
+    assert [w for w in caught if "LITE" in str(w.message)] == []  # no raw Python warning any more
+    notices = [r for r in caplog.records if getattr(r, "proguard_notice", None) == "lite_guard"]
+    assert len(notices) == 1
+    rec = notices[0]
+    assert rec.name == "proguard_rails" and rec.levelno == logging.WARNING
+    msg = rec.getMessage()
     assert "LITE" in msg and "PROGUARD_BASE_URL" in msg and "PROGUARD_MODEL_PATH" in msg
     assert g1.judge.name == "lite" and g2.judge.name == "lite"
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from proguard_rails.errors import ConfigurationError
+from proguard_rails.eval import ADAPTERS, CategoryMapping, builtin_mappings, load_dataset, parse_label
 from proguard_rails.verdict import Modality
-from training.eval import ADAPTERS, CategoryMapping, builtin_mappings, load_dataset, parse_label
 
 from .helpers import write_csv, write_jsonl, write_png
 

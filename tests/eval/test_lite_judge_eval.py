@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from proguard_rails.eval import Evaluator, load_dataset
 from proguard_rails.scan import guard_from_spec
-from training.eval import Evaluator, load_dataset
 
 from .helpers import write_jsonl, write_png
 

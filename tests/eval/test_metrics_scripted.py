@@ -21,10 +21,10 @@ import math
 
 import pytest
 
+from proguard_rails.eval import Evaluator, load_dataset
+from proguard_rails.eval.metrics import prf, target_banks
+from proguard_rails.eval.ood import SimilarityScorer
 from proguard_rails.taxonomy import Taxonomy
-from training.eval import Evaluator, load_dataset
-from training.eval.metrics import prf, target_banks
-from training.eval.ood import SimilarityScorer
 
 from .helpers import FixedSimilarity, dev_backend, dev_dataset_file
 
@@ -147,7 +147,7 @@ def test_scripted_subcategory_hold_out_keeps_the_main_category(dev):
 
 
 def test_default_scorer_is_the_training_reward_similarity():
-    from training.eval.ood import default_scorer
+    from proguard_rails.eval.ood import default_scorer
 
     scorer = default_scorer()
     assert scorer is not None and scorer.name.startswith("training.rewards")

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from proguard_rails import ScriptedBackend
-from training.eval import Evaluator, load_dataset
+from proguard_rails.eval import Evaluator, load_dataset
 
 from .helpers import dev_backend, dev_dataset_file, unsafe_answer, write_jsonl
 

@@ -13,8 +13,8 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
+from langchain_proguard import ProGuardMiddleware, ProGuardViolation
 
-from integrations.langchain import ProGuardMiddleware, ProGuardViolation
 from proguard_rails import ProGuard, ScriptedBackend
 from proguard_rails.errors import BackendTimeoutError
 from tests.helpers import png_bytes

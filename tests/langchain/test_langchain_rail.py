@@ -15,8 +15,8 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompt_values import ChatPromptValue
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableSerializable
+from langchain_proguard import DECISION_EVENT, ProGuardRail, ProGuardViolation
 
-from integrations.langchain import DECISION_EVENT, ProGuardRail, ProGuardViolation
 from proguard_rails import ProGuard, ScriptedBackend
 from proguard_rails.errors import BackendUnavailableError
 from proguard_rails.policy import Policy
@@ -39,8 +39,8 @@ def test_import_of_package_is_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, integrations, integrations.langchain; "
-            "print(any(m.startswith(('langchain', 'langgraph')) for m in sys.modules))")
+    code = ("import sys, langchain_proguard; "
+            "print(any(m.split('.')[0] in ('langchain', 'langchain_core', 'langgraph') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -24,8 +24,8 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
+from langchain_proguard import ProGuardMiddleware, ProGuardRail, ProGuardViolation
 
-from integrations.langchain import ProGuardMiddleware, ProGuardRail, ProGuardViolation
 from proguard_rails import OpenAIBackend, ProGuard
 from proguard_rails.testing import serve_model, tiny_model_path
 

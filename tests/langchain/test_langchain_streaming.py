@@ -15,8 +15,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableGenerator, RunnableLambda
+from langchain_proguard import ProGuardRail, ProGuardViolation
 
-from integrations.langchain import ProGuardRail, ProGuardViolation
 from proguard_rails import ProGuard, ScriptedBackend
 
 from .conftest import UNSAFE

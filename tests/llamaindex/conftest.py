@@ -20,12 +20,11 @@ DETECTOR = NetworkDetector()
 #: whether LlamaIndex was first imported under the detector (else import time was not observed)
 IMPORT_OBSERVED = "llama_index.core" not in sys.modules
 with DETECTOR.active():
-    import llama_index.core  # noqa: F401
+    import llama_index.core
+    import llama_index.postprocessor.proguard  # noqa: F401
     from llama_index.core import Document, VectorStoreIndex
     from llama_index.core.embeddings import MockEmbedding
     from llama_index.core.llms import MockLLM  # noqa: F401
-
-    import integrations.llamaindex  # noqa: F401
 IMPORT_ATTEMPTS = list(DETECTOR.attempts)
 
 
@@ -97,8 +96,7 @@ def counters() -> Any:
     from llama_index.core.instrumentation.event_handlers import BaseEventHandler
     from llama_index.core.instrumentation.events.llm import LLMChatStartEvent, LLMCompletionStartEvent
     from llama_index.core.instrumentation.events.retrieval import RetrievalStartEvent
-
-    from integrations.llamaindex import ProGuardVerdictEvent
+    from llama_index.postprocessor.proguard import ProGuardVerdictEvent
 
     class Counter(BaseEventHandler):
         retrievals: int = 0

@@ -7,8 +7,11 @@ import socket
 
 import pytest
 from llama_index.core.llms import MockLLM
-
-from integrations.llamaindex import ProGuardChatEngine, ProGuardNodePostprocessor, ProGuardQueryEngine
+from llama_index.postprocessor.proguard import (
+    ProGuardChatEngine,
+    ProGuardNodePostprocessor,
+    ProGuardQueryEngine,
+)
 
 from . import conftest
 

@@ -9,8 +9,8 @@ import pytest
 from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.llms import MockLLM
 from llama_index.core.schema import ImageNode, NodeWithScore, TextNode
+from llama_index.postprocessor.proguard import DEFAULT_REFUSAL, ProGuardChatEngine, ProGuardNodePostprocessor
 
-from integrations.llamaindex import DEFAULT_REFUSAL, ProGuardChatEngine, ProGuardNodePostprocessor
 from proguard_rails import ProGuardViolation
 from tests.helpers import png_bytes
 
@@ -142,8 +142,7 @@ def test_scripted_chat_history_is_context_for_the_guard(guard):  # type: ignore[
 
 def test_scripted_query_image_is_judged_before_retrieval(guard, index_factory, counters, tmp_path):  # type: ignore[no-untyped-def]
     from llama_index.core.schema import QueryBundle
-
-    from integrations.llamaindex import ProGuardQueryEngine
+    from llama_index.postprocessor.proguard import ProGuardQueryEngine
 
     bad = tmp_path / "q.png"
     bad.write_bytes(BAD_PNG)

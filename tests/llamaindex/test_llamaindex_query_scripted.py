@@ -13,8 +13,8 @@ import asyncio
 import pytest
 from llama_index.core.base.response.schema import Response, StreamingResponse
 from llama_index.core.llms import MockLLM
+from llama_index.postprocessor.proguard import DEFAULT_REFUSAL, ProGuardNodePostprocessor, ProGuardQueryEngine
 
-from integrations.llamaindex import DEFAULT_REFUSAL, ProGuardNodePostprocessor, ProGuardQueryEngine
 from proguard_rails import BackendUnavailableError, Decision, ProGuardViolation
 
 from .conftest import CLEAN_DOCS, INJECTION

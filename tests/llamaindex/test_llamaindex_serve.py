@@ -17,8 +17,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
 from llama_index.core.llms import MockLLM
+from llama_index.postprocessor.proguard import DEFAULT_REFUSAL, ProGuardNodePostprocessor, ProGuardQueryEngine
 
-from integrations.llamaindex import DEFAULT_REFUSAL, ProGuardNodePostprocessor, ProGuardQueryEngine
 from proguard_rails import OpenAIBackend, ProGuard
 from proguard_rails.testing import serve_model, tiny_model_path
 

@@ -1,7 +1,7 @@
-"""``python -m training.eval``: the same as ``proguard-rails eval``."""
+"""``python -m training.eval``: the same as ``proguard-rails eval`` (``proguard_rails.eval``)."""
 
 import sys
 
-from .cli import main
+from proguard_rails.eval.cli import main
 
 sys.exit(main())
