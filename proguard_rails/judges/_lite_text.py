@@ -190,7 +190,7 @@ def decoded_variants(text: str) -> list[tuple[str, str]]:
     ``MAX_VARIANT_CHARS`` characters each; one pass over the text per kind.
     """
     out: list[tuple[str, str]] = []
-    folded = fold_lookalikes(text)
+    folded = text if text.isascii() else fold_lookalikes(text)
     if folded != text and (_mixed_script_words(text) or any(ord(c) > 0xFF00 or 0x1D400 <= ord(c) <= 0x1D7FF
                                                              for c in text) or len(folded) != len(text)):
         out.append(("lookalike", folded))
@@ -285,7 +285,7 @@ def unreadable_language(text: str, chunk_words: int = 60) -> str | None:
     # fold them first, then count the letters still in another script
     letters = foreign = 0
     scripts: dict[str, int] = {}
-    for ch in fold_lookalikes(text):
+    for ch in ("" if text.isascii() else fold_lookalikes(text)):  # ASCII text has no other script
         if ch.isalpha():
             letters += 1
             s = _script_of(ch)

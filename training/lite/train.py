@@ -220,7 +220,7 @@ def get_model(name: str, items: list[Any], classes: list[str], cfg: Any, tok: An
 
 
 def fold_report(items: list[Any], classes: list[str], cfg: Any, tok: Any, cache: Path,
-                fold_steps: int) -> dict[str, Any]:
+                fold_steps: int, *, train_missing: bool = True) -> dict[str, Any]:
     """Source-held-out table: per fold, train without the fold's sources, calibrate on the calib
     sources, score the fold's sources (torch, float)."""
     from dataclasses import replace
@@ -237,6 +237,8 @@ def fold_report(items: list[Any], classes: list[str], cfg: Any, tok: Any, cache:
         cached = cache / "folds" / f"{key}.json"
         if cached.exists():
             res = json.loads(cached.read_text())
+        elif not train_missing:
+            continue
         else:
             train_items = [it for it in items if SOURCE_ROLES[it.source] not in ("calib", fold)]
             test_items = [it for it in items if SOURCE_ROLES[it.source] == fold]
@@ -333,6 +335,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-folds", action="store_true", help="skip the source-held-out fold models")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-install-size", action="store_true", help="skip measuring pip install .[lite]")
+    ap.add_argument("--dump", type=Path, default=None,
+                    help="build: write the corpus as JSONL for `proguard-rails eval` (format 'lite', split = the "
+                         "source's role: calib, fold1, fold2, fold3)")
     return ap
 
 
@@ -350,6 +355,16 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     stats = summary(items)
     log(f"[lite] corpus: {len(items)} items, {stats['unsafe']} unsafe, from {data_root}")
     if args.command == "build":
+        if args.dump:
+            args.dump.parent.mkdir(parents=True, exist_ok=True)
+            with args.dump.open("w", encoding="utf-8") as fh:
+                for k, it in enumerate(items):
+                    answer = it.kind == "answer"
+                    row = {"id": f"{it.source}-{k}", "user": "" if answer else it.text, "agent": it.text if answer else None,
+                           "request": None if answer else it.label, "response": it.label if answer else None,
+                           "category": it.category, "source": it.source, "group": it.group,
+                           "split": SOURCE_ROLES[it.source]}
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(json.dumps(stats, indent=1))
         return stats
 
@@ -364,8 +379,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {"corpus": stats}
     if args.command in ("train", "models"):
         final = get_model("final", train_items, classes, cfg, tok, cache)
-        if not args.no_folds:
-            report["held_out"] = fold_report(items, classes, cfg, tok, cache, args.fold_steps)
+        report["held_out"] = fold_report(items, classes, cfg, tok, cache, args.fold_steps,
+                                         train_missing=not args.no_folds)
         if args.command == "models":
             return report
         paths = export(final, tok, cache, args.out_dir)
@@ -393,6 +408,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                                       encoding="utf-8")
         (cache / "held_out.json").write_text(json.dumps(report.get("held_out", {}), indent=1))
         (cache / "calibration.json").write_text(json.dumps(report["calibration"], indent=1))
+    else:  # report: the shipped files, with whatever fold results are cached
+        report["held_out"] = fold_report(items, classes, cfg, tok, cache, args.fold_steps, train_missing=False)
     # report: robustness, speed, install size, card (reads the shipped files)
     from .report import full_report
 
