@@ -146,6 +146,13 @@ def render_card(r: dict[str, Any]) -> str:
                   f"unreadable; {en.get('flagged_unreadable')} of {en.get('n')} English corpus texts flagged by "
                   f"mistake ({en.get('by_source')}).", ""]
 
+    san = r.get("sanity") or {}
+    if san:
+        ra, rs = san.get("request_alone", {}), san.get("response", {})
+        lines += [f"Hand-written sanity set (`training/lite/sanity_set.jsonl`, {san.get('n')} items, never trained on): "
+                  f"requests alone F1 {ra.get('f1')} (recall {ra.get('recall')}, FPR {ra.get('false_positive_rate')}); "
+                  f"answers F1 {rs.get('f1')} (recall {rs.get('recall')}, FPR {rs.get('false_positive_rate')}).", ""]
+
     sp = r.get("speed") or {}
     fp = r.get("fresh_process") or {}
     inst = r.get("install") or {}

@@ -144,6 +144,9 @@ def full_report(cache: Path, data_dir: Path, *, measure_install: bool = True, da
     out["speed"] = speed(data_dir)
     out["fresh_process"] = fresh_process_check()
     out["files_mb"] = shipped_files(data_dir)
+    from .sanity import evaluate as sanity_eval
+
+    out["sanity"] = {k: v for k, v in sanity_eval(data_dir).items() if k != "errors"}
     if measure_install:
         out["install"] = install_size()
     elif (cache / "report.json").exists():

@@ -1,4 +1,4 @@
-"""Score a lite head on the small hand-written sanity set (``sanity_set.jsonl`` beside this file).
+"""Score a lite model on the small hand-written sanity set (``sanity_set.jsonl`` beside this file).
 
     python -m training.lite sanity                          # the shipped head
     python -m training.lite sanity --model /tmp/other_model_dir --errors

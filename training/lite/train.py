@@ -46,7 +46,7 @@ TARGET_RECALLS = (0.90, 0.95, 0.97, 0.98, 0.99, 0.995)
 DEFAULT_TARGET_RECALL = 0.98
 OOP_QUANTILE = 0.05
 INT8_MAX_AUC_DROP = 0.005
-FOLD_STEPS = 150
+FOLD_STEPS = 120
 
 
 def default_data_root() -> Path:
@@ -220,7 +220,7 @@ def get_model(name: str, items: list[Any], classes: list[str], cfg: Any, tok: An
 
 
 def fold_report(items: list[Any], classes: list[str], cfg: Any, tok: Any, cache: Path,
-                fold_steps: int, *, train_missing: bool = True) -> dict[str, Any]:
+                fold_steps: int, *, train_missing: bool = True, only: Sequence[str] | None = None) -> dict[str, Any]:
     """Source-held-out table: per fold, train without the fold's sources, calibrate on the calib
     sources, score the fold's sources (torch, float)."""
     from dataclasses import replace
@@ -237,7 +237,7 @@ def fold_report(items: list[Any], classes: list[str], cfg: Any, tok: Any, cache:
         cached = cache / "folds" / f"{key}.json"
         if cached.exists():
             res = json.loads(cached.read_text())
-        elif not train_missing:
+        elif not train_missing or (only and fold not in only):
             continue
         else:
             train_items = [it for it in items if SOURCE_ROLES[it.source] not in ("calib", fold)]
@@ -333,6 +333,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--steps", type=int, default=None, help="fine-tuning steps of the final model")
     ap.add_argument("--fold-steps", type=int, default=FOLD_STEPS, help="fine-tuning steps of each fold model")
     ap.add_argument("--no-folds", action="store_true", help="skip the source-held-out fold models")
+    ap.add_argument("--folds", default="", help="models: train only these folds (comma-separated), e.g. to run "
+                                                 "them in another process")
+    ap.add_argument("--skip-final", action="store_true", help="models: do not train the final model")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-install-size", action="store_true", help="skip measuring pip install .[lite]")
     ap.add_argument("--dump", type=Path, default=None,
@@ -378,9 +381,11 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     calib = [it for it in items if SOURCE_ROLES[it.source] == "calib"]
     report: dict[str, Any] = {"corpus": stats}
     if args.command in ("train", "models"):
-        final = get_model("final", train_items, classes, cfg, tok, cache)
+        final = None if (args.command == "models" and args.skip_final) else \
+            get_model("final", train_items, classes, cfg, tok, cache)
         report["held_out"] = fold_report(items, classes, cfg, tok, cache, args.fold_steps,
-                                         train_missing=not args.no_folds)
+                                         train_missing=not args.no_folds,
+                                         only=[f for f in args.folds.split(",") if f] or None)
         if args.command == "models":
             return report
         paths = export(final, tok, cache, args.out_dir)
