@@ -80,20 +80,22 @@ def render_card(r: dict[str, Any]) -> str:
     cal = r.get("calibration") or {}
     lines += ["## Generalization: sources left out", "",
               "Every source is a whole collection (or, for the T0 mixture, a family of its datasets). Rows marked "
-              "`fold1..3` come from a model fine-tuned WITHOUT that fold's sources (same recipe, "
-              f"{(ho.get('folds') or {}).get('fold1', {}).get('train_items', '?')} items or so, fewer steps), calibrated "
+              "`fold1..3` come from a model fine-tuned WITHOUT that fold's sources and without the calibration sources "
+              f"(same recipe, but {(ho.get('folds') or {}).get('fold1', {}).get('steps', '?')} steps instead of "
+              f"{tr.get('steps')}, to fit the 2-core budget: a pessimistic estimate of the shipped model), calibrated "
               "on the calibration sources, and scored on the held-out sources (float weights, torch). Rows marked "
-              "`calib` are the shipped model on the calibration sources it never trained on (its Platt scaling and "
-              "cascade threshold were chosen there, so they are not a test of those). Decision at P(unsafe) >= 0.5; "
-              "`cascade recall`: unsafe items blocked or escalated at the fold's own 98% threshold.", ""]
+              "`calib (shipped model)` are the SHIPPED model (int8 ONNX, through the runtime) on the calibration "
+              "sources it never trained on, with its Platt scaling and 98% cascade threshold re-fitted on the OTHER "
+              "calibration sources, so nothing in a row was tuned on that row's source. Decision at P(unsafe) >= 0.5; "
+              "`cascade recall`: unsafe items blocked or escalated at the 98% threshold (fitted elsewhere).", ""]
     rows: list[list[Any]] = [["source", "held out in", "safe", "unsafe", "F1", "recall", "FPR", "AUC",
                               "cascade recall", "safe escalated"]]
     for src, row in sorted((ho.get("rows") or {}).items(), key=lambda kv: (kv[1].get("held_out_in", ""), kv[0])):
         rows.append([src, row.get("held_out_in"), row.get("safe"), row.get("unsafe"), row.get("f1"), row.get("recall"),
                      row.get("false_positive_rate"), row.get("auc"), row.get("cascade_recall"),
                      row.get("cascade_escalated_safe")])
-    for src, row in sorted((cal.get("rows") or {}).items()):
-        rows.append([src, "calib", row.get("safe"), row.get("unsafe"), row.get("f1"), row.get("recall"),
+    for src, row in sorted((cal.get("cross_fitted_rows") or cal.get("rows") or {}).items()):
+        rows.append([src, "calib (shipped model)", row.get("safe"), row.get("unsafe"), row.get("f1"), row.get("recall"),
                      row.get("false_positive_rate"), row.get("auc"), row.get("cascade_recall"),
                      row.get("cascade_escalated_safe")])
     lines += _table(rows) + [""]
