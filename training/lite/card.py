@@ -63,12 +63,15 @@ def render_card(r: dict[str, Any]) -> str:
     lines = [INTRO]
     lines += ["## Training", "",
               f"- Command: `{tr.get('command', 'python -m training.run lite train')}` (seed {tr.get('seed', 0)}); "
-              f"{tr.get('steps')} steps of batch {tr.get('batch_size')}, encoder learning rate {tr.get('lr_encoder')}, "
-              f"word embeddings and the lower {tr.get('frozen_layers')} layers frozen, {tr.get('threads')} CPU threads.",
+              f"{tr.get('steps')} steps of batch {tr.get('batch_size')} (encoder learning rate {tr.get('lr_encoder')}, "
+              f"{int(100 * (tr.get('embed_p') or 0))}% of short items set inside benign context), then a second phase "
+              f"of {(tr.get('phase2') or {}).get('steps')} steps from there ({int(100 * ((tr.get('phase2') or {}).get('embed_p') or 0))}% "
+              f"inside benign context, learning rate {(tr.get('phase2') or {}).get('lr_encoder')}); word embeddings and the "
+              f"lower {tr.get('frozen_layers')} of 6 layers frozen; {tr.get('threads')} CPU threads, seeded.",
               f"- Corpus: {tr.get('items')} texts ({tr.get('unsafe_items')} unsafe); sources, labels and generated "
               "families in docs/lite_dataset_card.md. Each batch slot draws a label (1/2 unsafe), a source "
-              "(weight sqrt(size)), an item and one of its windows; 15% of short items are set inside a window of "
-              "benign long text with their own label.",
+              "(weight sqrt(size)), an item and one of its windows; a share of short items is set inside a window of "
+              "benign long text with their own label (harmful text inside benign text stays unsafe).",
               "- Never used for training, calibration or thresholds: XSTest, OpenAI Moderation, SimpleSafetyTests, "
               "HarmBench, Aegis 2.0, ToxicChat, WildGuardTest, BeaverTails, LlavaGuard (none of them is read by "
               "`training/lite`), nor the hand-written robustness and sanity probes (dropped from the corpus).",
@@ -82,7 +85,8 @@ def render_card(r: dict[str, Any]) -> str:
               "Every source is a whole collection (or, for the T0 mixture, a family of its datasets). Rows marked "
               "`fold1..3` come from a model fine-tuned WITHOUT that fold's sources and without the calibration sources "
               f"(same recipe, but {(ho.get('folds') or {}).get('fold1', {}).get('steps', '?')} steps instead of "
-              f"{tr.get('steps')}, to fit the 2-core budget: a pessimistic estimate of the shipped model), calibrated "
+              f"{tr.get('steps')} and no second phase, to fit the 2-core budget: a pessimistic estimate of the shipped "
+              "model), calibrated "
               "on the calibration sources, and scored on the held-out sources (float weights, torch). Rows marked "
               "`calib (shipped model)` are the SHIPPED model (int8 ONNX, through the runtime) on the calibration "
               "sources it never trained on, with its Platt scaling and 98% cascade threshold re-fitted on the OTHER "

@@ -49,9 +49,20 @@ class TrainConfig:
     category_weight: float = 0.3
     threads: int = 2
     seed: int = 0
+    embed_p: float = EMBED_P
+    #: phase 2 (the shipped model only): continue from phase 1 with more text set inside benign context
+    phase2_steps: int = 200
+    phase2_embed_p: float = 0.4
+    phase2_lr_encoder: float = 3e-5
 
     def key(self) -> str:
         return f"s{self.steps}-b{self.batch_size}-lr{self.lr_encoder:g}-h{self.lr_head:g}-c{self.category_weight:g}-seed{self.seed}"
+
+    def phase2(self) -> TrainConfig:
+        from dataclasses import replace
+
+        return replace(self, steps=self.phase2_steps, embed_p=self.phase2_embed_p, lr_encoder=self.phase2_lr_encoder,
+                       lr_head=self.lr_head / 2, seed=self.seed + 1, phase2_steps=0)
 
 
 def model_dir() -> Path:
@@ -123,8 +134,9 @@ def _pad(batch: list[list[int]], pad_id: int) -> tuple[Any, Any]:
     return ids, mask
 
 
-def train(items: list[TextItem], classes: list[str], cfg: TrainConfig, tok: Tok, *, log: Any = print) -> Any:
-    """Fine-tune on ``items``; returns the torch model (eval mode)."""
+def train(items: list[TextItem], classes: list[str], cfg: TrainConfig, tok: Tok, *, log: Any = print,
+          init_state: dict[str, Any] | None = None) -> Any:
+    """Fine-tune on ``items`` (from ``init_state`` when given: phase 2); returns the torch model (eval mode)."""
     import torch
     from torch import nn
 
@@ -142,6 +154,8 @@ def train(items: list[TextItem], classes: list[str], cfg: TrainConfig, tok: Tok,
     fillers = [i for i, it in enumerate(items) if it.label == 0 and len(ids[i]) >= BODY]
 
     net = build_net(len(classes))
+    if init_state is not None:
+        net.load_state_dict(init_state)
     for p in net.encoder.embeddings.parameters():
         p.requires_grad_(False)
     for layer in net.encoder.encoder.layer[:FROZEN_LAYERS]:
@@ -166,7 +180,7 @@ def train(items: list[TextItem], classes: list[str], cfg: TrainConfig, tok: Tok,
         starts = window_starts(len(toks))
         s = rng.choice(starts)
         body = toks[s : s + BODY]
-        if fillers and len(body) < BODY - 16 and rng.random() < EMBED_P:
+        if fillers and len(body) < BODY - 16 and rng.random() < cfg.embed_p:
             f = ids[rng.choice(fillers)]
             fs = rng.choice(window_starts(len(f)))
             room = BODY - len(body)
@@ -251,11 +265,12 @@ def export_onnx(net: Any, path: Path, tok: Tok) -> None:
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 quantization of the weights (MatMul and the embedding Gathers)."""
+    """Dynamic int8 quantization of the weights (MatMul and the embedding Gathers), per output channel:
+    per-tensor scales lost 0.013 AUC on the calibration sources, per-channel scales lose none."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"],
-                     per_channel=False)
+                     per_channel=True)
 
 
 __all__ = ["TrainConfig", "Tok", "build_net", "export_onnx", "quantize_int8", "score_torch", "train"]

@@ -196,13 +196,15 @@ def corpus_digest(items: list[Any]) -> str:
     return h.hexdigest()[:12]
 
 
-def get_model(name: str, items: list[Any], classes: list[str], cfg: Any, tok: Any, cache: Path) -> Any:
-    """Train (or load from the cache) one model; the cache key covers data, classes and config."""
+def get_model(name: str, items: list[Any], classes: list[str], cfg: Any, tok: Any, cache: Path,
+              *, init: Any = None, parent_key: str = "") -> Any:
+    """Train (or load from the cache) one model; the cache key covers data, classes and config
+    (and, for a phase-2 model, its phase-1 model)."""
     import torch
 
     from .finetune import build_net, train
 
-    key = f"{name}-{corpus_digest(items)}-{len(classes)}-{cfg.key()}"
+    key = f"{name}-{corpus_digest(items)}-{len(classes)}-{cfg.key()}" + (f"-from-{parent_key}" if parent_key else "")
     path = cache / "models" / f"{key}.pt"
     if path.exists():
         net = build_net(len(classes))
@@ -212,7 +214,7 @@ def get_model(name: str, items: list[Any], classes: list[str], cfg: Any, tok: An
         return net
     log(f"[lite] {name}: fine-tuning on {len(items)} items ({cfg.steps} steps)")
     t0 = time.monotonic()
-    net = train(items, classes, cfg, tok, log=log)
+    net = train(items, classes, cfg, tok, log=log, init_state=init.state_dict() if init is not None else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), path)
     log(f"[lite] {name}: trained in {time.monotonic() - t0:.0f}s")
@@ -231,7 +233,7 @@ def fold_report(items: list[Any], classes: list[str], cfg: Any, tok: Any, cache:
     calib = [it for it in items if SOURCE_ROLES[it.source] == "calib"]
     y_cal = np.array([it.label for it in calib])
     out: dict[str, Any] = {"rows": {}, "folds": {}}
-    fcfg = replace(cfg, steps=fold_steps)
+    fcfg = replace(cfg, steps=fold_steps, phase2_steps=0)
     for fold in FOLDS:
         key = f"{fold}-{corpus_digest(items)}-{fcfg.key()}"
         cached = cache / "folds" / f"{key}.json"
@@ -400,8 +402,14 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     calib = [it for it in items if SOURCE_ROLES[it.source] == "calib"]
     report: dict[str, Any] = {"corpus": stats}
     if args.command in ("train", "models"):
-        final = None if (args.command == "models" and args.skip_final) else \
-            get_model("final", train_items, classes, cfg, tok, cache)
+        final = None
+        if not (args.command == "models" and args.skip_final):
+            phase1 = get_model("final", train_items, classes, cfg, tok, cache)
+            final = phase1
+            if cfg.phase2_steps:
+                p1_key = f"{corpus_digest(train_items)}-{cfg.key()}"
+                final = get_model("final-phase2", train_items, classes, cfg.phase2(), tok, cache, init=phase1,
+                                  parent_key=p1_key)
         report["held_out"] = fold_report(items, classes, cfg, tok, cache, args.fold_steps,
                                          train_missing=not args.no_folds,
                                          only=[f for f in args.folds.split(",") if f] or None)
@@ -471,7 +479,9 @@ def base_meta(classes: list[str], names: dict[str, str], cfg: Any, stats: dict[s
         "oop_threshold": 0.0,
         "training": {"command": "python -m training.run lite train" + (f" --seed {args.seed}" if args.seed else ""),
                      "seed": cfg.seed, "steps": cfg.steps, "batch_size": cfg.batch_size, "lr_encoder": cfg.lr_encoder,
-                     "frozen_layers": FROZEN_LAYERS, "threads": cfg.threads,
+                     "frozen_layers": FROZEN_LAYERS, "threads": cfg.threads, "embed_p": cfg.embed_p,
+                     "phase2": {"steps": cfg.phase2_steps, "embed_p": cfg.phase2_embed_p,
+                                "lr_encoder": cfg.phase2_lr_encoder},
                      "items": stats["items"], "unsafe_items": stats["unsafe"]},
     }
 
