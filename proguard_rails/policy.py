@@ -147,6 +147,10 @@ class Policy(BaseModel):
         """What this policy does with ``verdict``. ``has_response`` (whether a response was
         judged at all) only words the reason of a safe decision."""
         if not self.relevant_unsafe(verdict):
+            if verdict.unreadable and verdict.request is None and verdict.response is None:
+                return Decision(status="allowed", allowed=True, verdict=verdict, check=check,
+                                reason=f"not judged: text in a language the judge cannot read "
+                                       f"({verdict.unreadable}); allowed by the judge's unreadable='allow' setting")
             return Decision(status="allowed", allowed=True, reason=f"{self._judged(verdict, has_response)} judged safe",
                             verdict=verdict, check=check)
         what = verdict.summary()

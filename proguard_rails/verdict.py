@@ -47,6 +47,10 @@ class Verdict(BaseModel):
     neutralized_markers: int = Field(0, description="protocol markers neutralized in the input text")
     scores: dict[str, float] | None = Field(None, description="calibrated probabilities, where the judge has them")
     escalated: bool | None = Field(None, description="cascade: whether the generative judge was consulted")
+    unreadable: str | None = Field(
+        None, description="language code of text the judge could not read (the lite judge reads English); "
+        "labels it left empty were not judged, not 'safe'"
+    )
     cached: bool = False
 
     @property
@@ -156,6 +160,7 @@ class Decision(BaseModel):
             "error_type": self.error_type,
             "fail_mode_applied": self.fail_mode_applied,
             "not_judged": list(self.not_judged),
+            "unreadable": v.unreadable if v else None,
             "raw": self.raw if self.raw is not None else (v.raw if v else None),
         }
 

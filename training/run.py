@@ -8,7 +8,7 @@
     python -m training.run --config my.yaml --resume runs/x/checkpoint-200
     python -m training.run --config my.yaml --check             # validate config and data, then exit
     python -m training.run export --data data.jsonl --mapping map.yaml --out-dir exports/ --ood 0.2
-    python -m training.run lite ...                             # the lite head trainer (training.lite)
+    python -m training.run lite ...                             # the lite judge trainer (training.lite)
 
 Multi-GPU: ``accelerate launch [--config_file training/configs/accelerate/deepspeed_zero2.yaml]
 -m training.run --config CONFIG.yaml``.
@@ -33,12 +33,12 @@ from proguard_rails.errors import ConfigurationError, MissingDependencyError
 
 
 def _lite(argv: Sequence[str]) -> int:
-    """Delegate to the lite head trainer, imported only now."""
+    """Delegate to the lite judge trainer, imported only now."""
     try:
         mod = importlib.import_module("training.lite")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("training.lite"):
-            print("training.lite is not available in this installation (the lite head trainer is not "
+            print("training.lite is not available in this installation (the lite judge trainer is not "
                   "installed); nothing to run.", file=sys.stderr)
             return 2
         raise

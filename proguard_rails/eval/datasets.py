@@ -485,7 +485,7 @@ ADAPTERS: dict[str, Adapter] = {
                 "user; agent (optional); request, response (1 unsafe / 0 safe / null); category (taxonomy id, "
                 "or oop:<slug> for risks outside the taxonomy); source; group; split (rows of --split, default dev)"
             ),
-            description="The lite judge's example dump: python -m training.lite build --dump FILE.",
+            description="The lite judge's example dump: python -m training.run lite build --dump FILE (split: calib, fold1, fold2, fold3).",
         ),
         Adapter(
             "xstest", _xstest, default_mapping="xstest",

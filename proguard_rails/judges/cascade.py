@@ -1,11 +1,13 @@
 """The cascade judge: the lite judge first, the generative judge only where it is needed.
 
 Content the lite judge finds confidently safe (its unsafe score, the larger of the
-request and response probabilities, below ``safe_threshold``) is allowed without
-generation; everything else, and every request with images, goes to the generative judge
-in one batched call. The threshold comes from a target recall of unsafe content on a
-held-out set (``CascadeJudge.calibrate``); the shipped default was fitted on the lite
-head's calibration split (see docs/lite_model_card.md). ``stats()`` reports the
+probabilities of the texts it judged, below ``safe_threshold``) is allowed without
+generation; everything else, every request with images, and text the lite judge cannot
+read (another language: ``unreadable="escalate"``, the default) goes to the generative
+judge in one batched call. The shipped threshold was chosen on calibration sources the
+lite model never trained on, so that 98% of their unsafe items are blocked by the lite
+stage or escalated (docs/lite_model_card.md gives the measured escalation rate);
+``CascadeJudge.calibrate`` fits one on your own labelled data. ``stats()`` reports the
 escalated fraction.
 """
 
@@ -16,7 +18,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import ConfigurationError, ProGuardError
 from ..inputs import GuardRequest, normalize
@@ -62,7 +64,10 @@ class CascadeJudge(Judge):
     score is below it; ``None`` takes the shipped threshold for ``target_recall`` (a
     target the head was not calibrated for falls back to the closest stricter one).
     ``escalate_errors``: when the lite judge fails on an item, ask the generative judge
-    (default) rather than return the error.
+    (default) rather than return the error. ``unreadable``: text the lite judge cannot read
+    (another language) is escalated (default), blocked (the lite judge's
+    ``UnreadableTextError``, which the policy's ``unjudgeable`` setting blocks) or allowed
+    unjudged (a verdict with no labels and ``Verdict.unreadable`` set).
     """
 
     supports_images = True
@@ -75,7 +80,11 @@ class CascadeJudge(Judge):
         safe_threshold: float | None = None,
         target_recall: float | None = None,
         escalate_errors: bool = True,
+        unreadable: Literal["escalate", "block", "allow"] = "escalate",
     ) -> None:
+        if unreadable not in ("escalate", "block", "allow"):
+            raise ConfigurationError(f"unreadable must be 'escalate', 'block' or 'allow', got {unreadable!r}")
+        self.unreadable = unreadable
         if lite is None:
             from .lite import LiteJudge
 
@@ -107,11 +116,11 @@ class CascadeJudge(Judge):
     @staticmethod
     def shipped_threshold(lite: Any, target_recall: float | None = None) -> float:
         """The threshold fitted when the head was trained, for ``target_recall`` (default: the head's)."""
-        cfg = lite.head.meta.get("cascade") or {}
+        cfg = lite.model.meta.get("cascade") or {}
         table = {float(k): float(v) for k, v in (cfg.get("thresholds_by_target_recall") or {}).items()}
         target = float(target_recall if target_recall is not None else cfg.get("default_target_recall", 0.98))
         if not table:
-            raise ConfigurationError("this lite head has no cascade thresholds; pass safe_threshold= or calibrate()")
+            raise ConfigurationError("this lite model has no cascade thresholds; pass safe_threshold= or calibrate()")
         if target in table:
             return table[target]
         stricter = [r for r in table if r >= target]
@@ -161,7 +170,8 @@ class CascadeJudge(Judge):
 
     # ------------------------------------------------------------------ judging
     def identity(self) -> str:
-        return f"cascade:{self.lite.identity()}|{self.generative.identity()}|pass<{self.safe_threshold:.6g}"
+        return (f"cascade:{self.lite.identity()}|{self.generative.identity()}|pass<{self.safe_threshold:.6g}"
+                f"|unreadable={self.unreadable}")
 
     async def ajudge_batch(self, requests: Sequence[GuardRequest], taxonomy: Taxonomy) -> list[JudgeResult]:
         n = len(requests)
@@ -178,10 +188,25 @@ class CascadeJudge(Judge):
             except Exception as exc:  # any lite failure sends the items up, never through
                 logger.warning("lite judge failed (%s); escalating %d items", exc, len(text_idx))
                 results = [ProGuardError(str(exc)) for _ in text_idx]
+            unread: dict[int, str] = {}
             for i, res in zip(text_idx, results, strict=False):
-                if isinstance(res, Verdict):
-                    score = max((res.scores or {}).get("request_unsafe", 1.0), (res.scores or {}).get("response_unsafe", 0.0))
-                    if not res.unsafe and score < threshold:
+                lang = getattr(res, "language", None) if getattr(res, "kind", None) == "unreadable" else None
+                if isinstance(res, Verdict) and res.unreadable and not res.unsafe:
+                    lang = res.unreadable  # a lite judge set to allow unreadable text: the cascade decides
+                if lang is not None:
+                    unread[i] = lang
+                    if self.unreadable == "escalate":
+                        escalate.append(i)
+                    elif self.unreadable == "allow":
+                        out[i] = Verdict(modality=requests[i].modality, judge=f"cascade:{self.lite.name}",
+                                         unreadable=lang, escalated=False)
+                    else:
+                        out[i] = res if not isinstance(res, Verdict) else self.lite.unreadable_error(lang)
+                elif isinstance(res, Verdict):
+                    sc = res.scores or {}
+                    judged = [sc[k] for k in ("request_unsafe", "response_unsafe") if k in sc]
+                    score = max(judged) if judged else 1.0  # nothing judged: no evidence it is safe
+                    if not res.unsafe and score < threshold and not res.unreadable:
                         out[i] = res.model_copy(update={"escalated": False, "judge": f"cascade:{res.judge}"})
                         continue
                     lite_verdicts[i] = res
@@ -190,6 +215,8 @@ class CascadeJudge(Judge):
                     escalate.append(i)
                 else:
                     out[i] = res
+        else:
+            unread = {}
         escalate.sort()
         if escalate:
             gen = await self.generative.ajudge_batch([requests[i] for i in escalate], taxonomy)
@@ -201,7 +228,10 @@ class CascadeJudge(Judge):
                     lv = lite_verdicts.get(i)
                     if lv is not None and lv.scores:
                         scores.update({f"lite_{k}": v for k, v in lv.scores.items()})
-                    out[i] = res.model_copy(update={"escalated": True, "scores": scores or None})
+                    update: dict[str, Any] = {"escalated": True, "scores": scores or None}
+                    if i in unread:
+                        update["unreadable"] = unread[i]  # the lite stage could not read it; the verdict says so
+                    out[i] = res.model_copy(update=update)
                 else:
                     out[i] = res
         with self._lock:

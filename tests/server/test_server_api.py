@@ -302,7 +302,7 @@ def test_scripted_policy_file_flag_action_is_flagged_but_allowed(tmp_path):
 
 
 def test_lite_judge_behind_the_server_reports_its_probabilities():
-    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("onnxruntime")  # the lite extra
     from proguard_rails.server.moderation import category_map
 
     guard = ProGuard(backend="lite", cache_size=0)

@@ -1,6 +1,6 @@
 """Training data and head training for the embedded lite judge (``proguard_rails.judges.lite``).
 
-Entry points: ``python -m training.lite train`` (or ``training.lite.train:main(argv)``).
+Entry point: ``python -m training.run lite train`` (see cli.py and train.py).
 This package's ``__init__`` stays light: numpy, torch and the embedder load in the submodules.
 """
 

@@ -1,7 +1,7 @@
-"""Score a lite head on the small hand-written sanity set (``sanity_set.jsonl`` beside this file).
+"""Score a lite model on the small hand-written sanity set (``sanity_set.jsonl`` beside this file).
 
     python -m training.lite sanity                          # the shipped head
-    python -m training.lite sanity --head /tmp/old/lite_head --errors
+    python -m training.lite sanity --model /tmp/other_model_dir --errors
 
 The sanity set is ~70 sentences written by hand for this purpose (requests alone, and
 request/response pairs in all four label combinations, several of them adversarial for an
@@ -34,15 +34,15 @@ def _binary(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return binary_metrics(p, y) if len(y) else {}
 
 
-def evaluate(head: str | Path | None = None, *, path: Path = SANITY_FILE) -> dict[str, Any]:
-    """Metrics of a head (``None``: the shipped one) on the sanity set, through ``LiteJudge``."""
+def evaluate(model: str | Path | None = None, *, path: Path = SANITY_FILE) -> dict[str, Any]:
+    """Metrics of a model (``None``: the shipped one; else its folder) on the sanity set, through ``LiteJudge``."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from proguard_rails.inputs import build_request
     from proguard_rails.judges.lite import LiteJudge
 
     rows = load_sanity(path)
-    judge = LiteJudge(head)
-    scores = judge.score_texts([r["user"] for r in rows], [r["agent"] for r in rows])
+    judge = LiteJudge(model)
+    scores = judge.score_requests([build_request(r["user"], r["agent"]) for r in rows])
     alone = [k for k, r in enumerate(rows) if r["agent"] is None]
     pairs = [k for k, r in enumerate(rows) if r["agent"] is not None]
     req_p = np.array([scores[k].request_unsafe for k in alone])
@@ -57,14 +57,14 @@ def evaluate(head: str | Path | None = None, *, path: Path = SANITY_FILE) -> dic
     errors = []
     for k, r in enumerate(rows):
         s = scores[k]
-        bad_req = (s.request_unsafe >= 0.5) != bool(r["request"])
+        bad_req = ((s.request_unsafe or 0.0) >= 0.5) != bool(r["request"])
         bad_resp = r["agent"] is not None and ((s.response_unsafe or 0.0) >= 0.5) != bool(r["response"])
         if bad_req or bad_resp:
             errors.append({"id": r["id"], "note": r["note"], "request": r["request"], "response": r["response"],
-                           "p_request": round(s.request_unsafe, 3),
+                           "p_request": None if s.request_unsafe is None else round(s.request_unsafe, 3),
                            "p_response": None if s.response_unsafe is None else round(s.response_unsafe, 3)})
     return {
-        "head": judge.head.version,
+        "model": judge.model.version,
         "n": len(rows),
         "request_alone": _binary(req_p, req_y),
         "response": _binary(resp_p, resp_y),
@@ -78,10 +78,10 @@ def evaluate(head: str | Path | None = None, *, path: Path = SANITY_FILE) -> dic
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.lite sanity", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--head", default=None, help="head stem (X for X.npz/X.json); default: the shipped head")
+    ap.add_argument("--model", default=None, help="model folder (lite_model.onnx/.json, lite_tokenizer.json); default: shipped")
     ap.add_argument("--errors", action="store_true", help="also list the misjudged items")
     args = ap.parse_args(list(argv) if argv is not None else None)
-    report = evaluate(args.head)
+    report = evaluate(args.model)
     if not args.errors:
         report.pop("errors")
     print(json.dumps(report, indent=1))
