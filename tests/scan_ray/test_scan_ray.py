@@ -109,7 +109,10 @@ def test_ray_scan_lite_judge_sample_matches_single_process(ray_cluster, tmp_path
     assert summary.status["blocked"] > 0 and summary.status["allowed"] > 0
     local = tmp_path / "local.jsonl"
     scan(data, local, guard=guard_from_spec("lite"), batch_size=32, progress=False)
-    _assert_same_rows(ray_rows, _local_rows(local), score_tol=1e-4)
+    # The int8 lite model quantizes activations dynamically, with one scale per batch tensor, so a
+    # row's score moves with the rows batched beside it (measured: up to 0.09 here); every decision,
+    # category and label must still be identical.
+    _assert_same_rows(ray_rows, _local_rows(local), score_tol=0.15)
 
 
 def _tagged_rows(start: int, n: int) -> list[dict]:
