@@ -38,14 +38,18 @@ RESULTS = HERE / "results"
 
 # name -> (module, what it compares). Light ones first: the heavy ones load torch models.
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "client": ("bench_client", "concurrent checks vs the released script's sequential loop (same endpoint)"),
+    "client": ("bench_client", "concurrent checks vs AsyncOpenAI and httpx.AsyncClient at the same concurrency, "
+                               "and vs the released script's sequential loop (same endpoint)"),
     "langchain_overhead": ("bench_langchain_overhead", "LangChain rail vs a hand-written guard call"),
+    "sync_api": ("bench_sync_api", "sync guard.check vs await guard.acheck (scripted in-process backend)"),
     "lite": ("bench_lite", "lite judge vs its bare ONNX forward and a torch forward; cascade generated items and recall"),
     "rewards": ("bench_rewards", "reward throughput vs a per-pair similarity service"),
-    "local": ("bench_local", "local backend prefix reuse + batching vs per-check generate"),
+    "local": ("bench_local", "local backend prefix reuse + batching vs plain generate, per check and batched "
+                             "(24 and 160 new tokens)"),
     "llamaindex_guardrails": ("bench_llamaindex_guardrails",
                               "LlamaIndex node screening (batched vs per node) and adapter overheads"),
     "server": ("bench_server", "guard server (/v1/moderations) latency and overhead vs the guard in-process"),
+    "scan_ray": ("bench_scan_ray", "scan --engine ray with 2 workers vs the single-process scan (same 20,000 rows)"),
 }
 
 Row = dict[str, Any]  # figure, value, unit, baseline, ratio, note
@@ -69,16 +73,39 @@ def _client_rows(r: dict[str, Any]) -> list[Row]:
     base = _get(modes, "sequential_released.checks_per_s")
     client = _get(modes, "sequential_released.client") or "sequential"
     rows = []
-    first = True
-    for name, label in (("sequential_proguard", "ProGuard.check, one at a time"),
-                        ("concurrent_c16", "ProGuard.acheck, 16 in flight"),
-                        ("concurrent_c64", "ProGuard.acheck, 64 in flight"),
-                        ("batch_c64", "ProGuard.acheck_batch, 64 in flight")):
-        m = modes.get(name)
-        if m:
-            note = f"baseline: released script's loop ({client}); {r.get('endpoint', '')}" if first else "same baseline"
-            rows.append(_row(label, m["checks_per_s"], "checks/s", base, m["ratio"], note))
-            first = False
+    m = modes.get("sequential_proguard")
+    if m:
+        rows.append(_row("ProGuard.check, one at a time", m["checks_per_s"], "checks/s", base, m["ratio"],
+                         f"context; baseline: released script's loop ({client}), one at a time; "
+                         f"{r.get('endpoint', '')}"))
+    labels = {"openai": "AsyncOpenAI", "httpx": "httpx.AsyncClient (keep-alive)"}
+    for conc in (16, 64):
+        ours = modes.get(f"concurrent_c{conc}")
+        if not ours:
+            continue
+        for other in ("openai", "httpx"):
+            b = modes.get(f"{other}_c{conc}")
+            if b and ours.get(f"ratio_vs_{other}") is not None:
+                rows.append(_row(
+                    f"ProGuard.acheck vs {labels[other]}, {conc} in flight", ours["checks_per_s"], "checks/s",
+                    b["checks_per_s"], ours[f"ratio_vs_{other}"],
+                    f"same prompt, body and parser; client CPU {ours.get('client_cpu_ms_per_check')} vs "
+                    f"{b.get('client_cpu_ms_per_check')} ms/check; median of {b.get('rounds')} alternating rounds"))
+        rows.append(_row(f"ProGuard.acheck, {conc} in flight, vs the sequential loop", ours["checks_per_s"],
+                         "checks/s", base, ours["ratio"], "context: measures concurrency"))
+    oh = r.get("overhead_no_network") or {}
+    ours_us = oh.get("proguard_cpu_us_per_check")
+    for other in ("openai", "httpx"):
+        if ours_us and oh.get(f"{other}_cpu_us_per_check"):
+            name = {"openai": "AsyncOpenAI", "httpx": "httpx.AsyncClient"}[other]
+            rows.append(_row(f"client CPU per check with no network: ProGuard.acheck vs {name}", ours_us,
+                             "us", oh[f"{other}_cpu_us_per_check"], oh.get(f"cpu_ratio_{other}_over_proguard"),
+                             "in-memory transport, one check at a time; the guard also normalizes, caches, applies "
+                             "the policy; ratio = baseline CPU / ours"))
+    m = modes.get("batch_c64")
+    if m:
+        rows.append(_row("ProGuard.acheck_batch, 64 in flight, vs the sequential loop", m["checks_per_s"],
+                         "checks/s", base, m["ratio"], "context: measures concurrency"))
     load = r.get("load") or {}
     if load:
         rows.append(_row(
@@ -87,6 +114,21 @@ def _client_rows(r: dict[str, Any]) -> list[Row]:
             f"decisions {load.get('decisions')}/{load.get('checks')}, matched {load.get('matched')}, "
             f"errors {load.get('errors')}; peak RSS {load.get('rss_peak_mb')} MB "
             f"(+{load.get('rss_growth_mb')} MB during the run)"))
+    return rows
+
+
+def _sync_api_rows(r: dict[str, Any]) -> list[Row]:
+    modes = r.get("modes") or {}
+    base = _get(modes, "acheck.cpu_us")
+    rows = []
+    for name, label in (("check", "guard.check (in-process judge, no loop running)"),
+                        ("check_via_portal", "guard.check through the background loop (before; HTTP judges)"),
+                        ("check_in_loop", "guard.check called inside a running loop")):
+        m = modes.get(name)
+        if m:
+            rows.append(_row(f"sync API: {label}, CPU per call", m["cpu_us"], "us", base, m.get("ratio_cpu"),
+                             f"vs await acheck; added {m.get('added_cpu_us')} us CPU, {m.get('added_wall_us')} us "
+                             f"wall; {r.get('backend', '')}; ratio = sync/async"))
     return rows
 
 
@@ -103,21 +145,76 @@ def _langchain_rows(r: dict[str, Any]) -> list[Row]:
 
 def _local_rows(r: dict[str, Any]) -> list[Row]:
     rows = []
-    for name, m in (r.get("modes") or {}).items():
-        if name == "baseline" or not isinstance(m, dict):
+    model = r.get("model", "")
+    for run in (r, r.get("long")):
+        if not isinstance(run, dict) or "modes" not in run:
             continue
-        value = m.get("checks_per_s")
-        rows.append(_row(f"local backend, {name}", value, "checks/s", _get(r, "modes.baseline.checks_per_s"),
-                         m.get("ratio_wall"), f"CPU-time ratio {_fmt(m.get('ratio_cpu'))}; {r.get('model', '')}"))
+        modes, tokens = run["modes"], run.get("max_new_tokens")
+        single, batched = modes.get("generate_single") or {}, modes.get("generate_batched") or {}
+        ours = modes.get("ours")
+        if not ours:
+            continue
+        same = "outputs identical" if run.get("identical_outputs") else f"OUTPUTS DIFFER: {run.get('different_modes')}"
+        rows.append(_row(f"local backend, {tokens} new tokens: ours vs one generate per check",
+                         ours.get("checks_per_s"), "checks/s", single.get("checks_per_s"), ours.get("ratio_wall"),
+                         f"CPU-time ratio {_fmt(ours.get('ratio_cpu'))}; {same}; {model}"))
+        rows.append(_row(f"local backend, {tokens} new tokens: ours vs batched generate (batch {r.get('batch_size')})",
+                         ours.get("checks_per_s"), "checks/s", batched.get("checks_per_s"),
+                         ours.get("ratio_wall_vs_batched"),
+                         f"CPU-time ratio {_fmt(ours.get('ratio_cpu_vs_batched'))}; padded batches through generate "
+                         f"run {_fmt(batched.get('ratio_wall'))}x one at a time on CPU (masked attention)"))
+        whole = modes.get("ours_whole_prompt_tokenizing")
+        if whole:
+            rows.append(_row(f"local backend, {tokens} new tokens: ours vs ours tokenizing whole prompts (before)",
+                             ours.get("checks_per_s"), "checks/s", whole.get("checks_per_s"),
+                             ours.get("ratio_wall_vs_whole_prompt_tokenizing"),
+                             f"CPU-time ratio {_fmt(ours.get('ratio_cpu_vs_whole_prompt_tokenizing'))}; the system "
+                             "turn's token ids cached, only the conversation tokenized"))
+        for name, label in (("reuse_only", "prefix reuse, batches of one"), ("ours_cold", "ours, first use")):
+            m = modes.get(name)
+            if m and run is r:  # context rows for the short-answer run only
+                rows.append(_row(f"local backend, {tokens} new tokens: {label} vs one generate per check",
+                                 m.get("checks_per_s"), "checks/s", single.get("checks_per_s"), m.get("ratio_wall"),
+                                 f"CPU-time ratio {_fmt(m.get('ratio_cpu'))}"))
+    tok = r.get("tokenize_ms_per_check") or {}
+    for suffix, how in ((f"_batch{r.get('batch_size')}", f"in batches of {r.get('batch_size')}"), ("", "one at a time")):
+        conv, whole = tok.get("conversation_only" + suffix), tok.get("whole_prompt" + suffix)
+        if not (conv and whole):
+            continue
+        ours_ms = r.get("ours_ms_per_check_cpu")
+        before = ours_ms + whole - conv if ours_ms and suffix else None
+        share = f" (then {100 * whole / before:.0f}% of a check's CPU in ours, {r.get('max_new_tokens')} new tokens)" \
+            if before else ""
+        rows.append(_row(f"local backend: tokenizing a check {how} (conversation only, system ids cached)",
+                         conv, "ms CPU", whole, round(whole / conv, 1),
+                         f"baseline: the whole prompt, as every check did before{share}; ratio = speedup"))
     return rows
 
 
 def _rewards_rows(r: dict[str, Any]) -> list[Row]:
-    if "speedup" not in r:
+    modes = r.get("modes") or {}
+    base = _get(modes, "http_new_connection.samples_per_s")
+    if not modes or base is None:
         return []
-    return [_row("reward scoring (out-of-policy completions)", r.get("ours_samples_per_s"), "samples/s",
-                 r.get("baseline_samples_per_s"), r.get("speedup"),
-                 f"max reward difference {r.get('max_reward_difference')}")]
+    labels = {
+        "http_keepalive": "reward scoring: one HTTP request per pair, kept-alive connection",
+        "batched_no_cache": "reward scoring: one encode call per batch, no dedup or cache",
+        "ours_cold": "reward scoring: training.rewards, empty cache (first step)",
+        "ours_warm": "reward scoring: training.rewards, synonym banks cached (later steps)",
+    }
+    rows = []
+    for name, label in labels.items():
+        m = modes.get(name)
+        if not m:
+            continue
+        what = (f"{m['http_requests']} requests for {m['samples']} samples" if "http_requests" in m
+                else f"{m.get('phrases_encoded')} phrases in {m.get('encode_calls')} encode call(s), {m['samples']} samples")
+        note = (f"baseline: one request per pair, new connection each ({modes['http_new_connection']['samples']} "
+                f"samples); {what}" if name == "http_keepalive" else what)
+        if name == "ours_cold":
+            note += f"; max reward difference across modes {r.get('max_reward_difference')}"
+        rows.append(_row(label, m["samples_per_s"], "samples/s", base, m.get("ratio"), note))
+    return rows
 
 
 def _lite_rows(r: dict[str, Any]) -> list[Row]:
@@ -194,10 +291,25 @@ def _server_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _scan_ray_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for key, label in (("lite", "lite judge"), ("endpoint", "endpoint judge (50 ms fake server)")):
+        m = r.get(key)
+        if isinstance(m, dict) and "ratio_ray_over_single" in m:
+            rows.append(_row(f"scan {m.get('rows')} rows, {label}: Ray, 2 workers",
+                             _get(m, "ray_2_workers.rows_per_s"), "rows/s", _get(m, "single_process.rows_per_s"),
+                             m["ratio_ray_over_single"],
+                             f"baseline: single-process scan; end to end; same decisions {m.get('same_decisions')}; "
+                             f"ray.init {r.get('ray_init_s')} s not included"))
+    return rows
+
+
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "server": _server_rows,
+    "scan_ray": _scan_ray_rows,
     "llamaindex_guardrails": _llamaindex_guardrails_rows,
     "client": _client_rows,
+    "sync_api": _sync_api_rows,
     "langchain_overhead": _langchain_rows,
     "lite": _lite_rows,
     "local": _local_rows,
@@ -397,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         return rerender(Path(args.rerender))
     if args.list:
         for name, (module, what) in BENCHMARKS.items():
-            print(f"{name:<20}{module:<28}{what}")
+            print(f"{name:<22}{module:<29}{what}")
         return 0
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]

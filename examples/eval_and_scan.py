@@ -52,6 +52,9 @@ def main() -> int:
 
     summary = scan(data, out / "verdicts.jsonl", guard=ProGuard(backend=backend), progress=False)
     print(summary.format())
+    for line in (out / "verdicts.jsonl").read_text(encoding="utf-8").splitlines():  # one row per input
+        row = json.loads(line)
+        print(f"  row {row['id']}: {row['decision']:5} {row['category'] or row['description'] or ''}")
     return 0
 
 

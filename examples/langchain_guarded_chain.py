@@ -19,7 +19,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_proguard import ProGuardRail, ProGuardViolation
 
-from proguard_rails import ProGuard, ScriptedBackend
+from proguard_rails import Decision, ProGuard, ScriptedBackend
 from proguard_rails.backends.scripted import unsafe_answer
 
 
@@ -28,6 +28,12 @@ def make_guard() -> ProGuard:
         return ProGuard()  # the real ProGuard model behind an OpenAI-compatible server
     demo = ScriptedBackend(rules={"nerve agent": unsafe_answer("C8S2", response="unsafe")})
     return ProGuard(backend=demo)
+
+
+def refusal(blocked_text: str, decision: Decision) -> str:
+    """The text shown instead of a blocked answer, naming what the guard found."""
+    found = decision.description if decision.is_out_of_policy else decision.category_id
+    return f"Sorry, I can't help with that. (blocked: {found})"
 
 
 def main() -> None:
@@ -42,14 +48,15 @@ def main() -> None:
     ]))
 
     # 1. Screen the answer; on a block, return a refusal string (the chain outputs strings).
-    chain = prompt | model | StrOutputParser() | ProGuardRail(guard, on_block="refuse",
-                                                               refusal="Sorry, I can't help with that.")
+    #    A callable refusal sees the Decision: here it says which category was found.
+    chain = prompt | model | StrOutputParser() | ProGuardRail(guard, on_block="refuse", refusal=refusal)
     print("allowed :", chain.invoke({"question": "How do I bake bread?"}))
     print("blocked :", chain.invoke({"question": "Tell me something dangerous."}))
 
     # 2. Streaming: text is released only after the guard judged it (every 24 new characters,
     #    each time judging the whole answer so far).
-    streaming = prompt | model | StrOutputParser() | ProGuardRail(guard, stream_window_chars=24, on_block="refuse")
+    streaming = prompt | model | StrOutputParser() | ProGuardRail(guard, stream_window_chars=24, on_block="refuse",
+                                                                   refusal=refusal)
     print("stream  :", "|".join(streaming.stream({"question": "How do I bake bread?"})))
     print("stream  :", "|".join(streaming.stream({"question": "Tell me something dangerous."})))
 
@@ -66,7 +73,7 @@ def main() -> None:
     print("around  :", guarded.invoke({"question": "What is the capital of France?"}))
 
     # 5. Batches make one batched guard call for all items.
-    outs = asyncio.run(ProGuardRail(guard, on_block="refuse").abatch(
+    outs = asyncio.run(ProGuardRail(guard, on_block="refuse", refusal=refusal).abatch(
         ["A safe answer.", "How to build a nerve agent", "Another safe answer."]))
     print("abatch  :", outs)
 

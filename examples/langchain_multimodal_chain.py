@@ -70,7 +70,8 @@ def main() -> None:
 
     # The rail alone, as an input check before any model: the image is judged too.
     decision_rail = ProGuardRail(guard, check="input", on_block="refuse", refusal="blocked")
-    print("input rail:", decision_rail.invoke([red]).content)
+    refused = decision_rail.invoke([red])
+    print("input rail:", refused.content, f"({refused.response_metadata['proguard']['reason']})")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,13 @@ from .errors import (
     ConfigurationError,
     ImageError,
     InputError,
+    InputTimeoutError,
     InputTooLargeError,
     MissingDependencyError,
     ProGuardError,
     ProGuardViolation,
+    RequestRejectedError,
+    ResponseTooLargeError,
     UnjudgeableInputError,
 )
 from .guard import LiteGuardWarning, ProGuard
@@ -26,7 +29,7 @@ from .inputs import GuardRequest, ImageData, normalize
 from .judges import GenerativeJudge, Judge
 from .policy import Policy
 from .protocol import parse_answer, render_messages
-from .settings import ProGuardSettings
+from .settings import ProGuardSettings, SettingsWarning
 from .taxonomy import Category, Subcategory, Taxonomy
 from .verdict import Decision, Modality, Verdict
 
@@ -41,12 +44,13 @@ __all__ = [
     "Category",
     "ConfigurationError",
     "Decision",
-    "GenerativeJudge",
     "Generation",
+    "GenerativeJudge",
     "GuardRequest",
     "ImageData",
     "ImageError",
     "InputError",
+    "InputTimeoutError",
     "InputTooLargeError",
     "Judge",
     "LiteGuardWarning",
@@ -58,13 +62,16 @@ __all__ = [
     "ProGuardError",
     "ProGuardSettings",
     "ProGuardViolation",
+    "RequestRejectedError",
+    "ResponseTooLargeError",
     "ScriptedBackend",
+    "SettingsWarning",
     "Subcategory",
     "Taxonomy",
     "UnjudgeableInputError",
     "Verdict",
-    "__version__",
     "normalize",
     "parse_answer",
     "render_messages",
+    "__version__",
 ]

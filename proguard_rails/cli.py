@@ -1,7 +1,6 @@
 """``proguard-rails`` command line.
 
-check     judge one text / (request, response) / image; exit 0 allowed, 1 blocked, 2 error not
-          turned into a block (fail-open) or bad usage
+check     judge one text / (request, response) / image; exit codes in CHECK_EXIT_CODES below
 eval      run judges over datasets and report the paper's four tasks (proguard_rails.eval)
 scan      moderate a whole file or image folder, resumable
 serve     the guard server: OpenAI-compatible /v1/moderations, /v1/check, health, metrics
@@ -19,7 +18,20 @@ from typing import Any
 
 EXIT_ALLOWED = 0
 EXIT_BLOCKED = 1
-EXIT_ERROR = 2
+EXIT_ERROR = 2  # bad usage or configuration: nothing was judged
+EXIT_ERROR_ALLOWED = 3  # the guard failed and fail-open let the content through unjudged
+
+CHECK_EXIT_CODES = """\
+exit codes:
+  0  allowed: judged safe, or let through by the policy
+  1  blocked: judged unsafe, OR the guard failed (endpoint down or refusing, timeout,
+     unreadable answer) under --fail-mode closed (the default), OR the input was refused
+     (corrupt image, HTTP 400 from the endpoint...: these block under both fail modes)
+  2  bad usage or configuration: nothing was judged
+  3  the guard failed (endpoint down, timeout, unreadable answer) under --fail-mode open:
+     the content was let through unjudged
+  An endpoint error is therefore exit 1 with --fail-mode closed and exit 3 with --fail-mode open;
+  --json prints status "error", error_type and fail_mode_applied in both cases."""
 
 
 def _add_guard_options(p: argparse.ArgumentParser) -> None:
@@ -90,7 +102,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             if v.truncated:
                 print("  note: input was truncated (head and tail kept)")
     if decision.status == "error" and decision.allowed:
-        return EXIT_ERROR
+        return EXIT_ERROR_ALLOWED
     return EXIT_ALLOWED if decision.allowed else EXIT_BLOCKED
 
 
@@ -132,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"proguard-rails {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check", help="judge one input; exit 0 allowed, 1 blocked, 2 error not blocked")
+    p = sub.add_parser("check", help="judge one input; exit 0 allowed, 1 blocked (also a guard error under "
+                                     "fail-mode closed), 2 bad usage, 3 guard error let through by fail-mode open",
+                       epilog=CHECK_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("text", nargs="?", help="the user's request ('-' reads stdin)")
     p.add_argument("--response", help="the agent's response to judge with the request")
     p.add_argument("--image", action="append", help="image path (no text: image mode; with text: text-image)")

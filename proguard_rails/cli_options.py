@@ -40,7 +40,8 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
                    help="policy file (YAML/TOML): per-category actions and thresholds, out-of-policy "
                         "action, fail mode [PROGUARD_CONFIG]")
     g.add_argument("--fail-mode", choices=["closed", "open"],
-                   help="what a guard error does (wins over the policy file) [PROGUARD_FAIL_MODE]")
+                   help="what a guard error does: closed blocks (check exits 1), open lets the content through "
+                        "(check exits 3); wins over the policy file [PROGUARD_FAIL_MODE]")
     g.add_argument("--taxonomy", help="custom taxonomy YAML (default: the released policy, or the policy file's)")
     g.add_argument("--hold-out", action="append", default=[], metavar="ID",
                    help="hide a category from the policy shown to the model (repeatable)")

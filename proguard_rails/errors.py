@@ -96,6 +96,30 @@ class BackendUnavailableError(BackendError, ConnectionError):
     kind = "unavailable"
 
 
+class RequestRejectedError(BackendError, InputError):
+    """The endpoint refused the request itself (HTTP 400, 413 or 422: too long, malformed content...).
+
+    The input decides this, and the input may be the attacker's, so it is an input error: it
+    blocks under both fail modes (``Policy.input_errors``), like a corrupt image does.
+    """
+
+    kind = "input_rejected"
+
+
+class ResponseTooLargeError(BackendError):
+    """The endpoint's response body exceeded ``max_response_bytes`` (after decompression)."""
+
+    kind = "response_too_large"
+
+
+class InputTimeoutError(InputError, TimeoutError):
+    """The check's deadline passed while its input was being prepared (normalization, image
+    decoding, URL fetching, prompt rendering). The work was abandoned; the input decides how
+    long it takes, so this blocks under both fail modes, like other input errors."""
+
+    kind = "input_timeout"
+
+
 class ProGuardViolation(ProGuardError):
     """Raised by adapters configured to raise on a block. Carries the Decision."""
 
@@ -114,9 +138,12 @@ __all__ = [
     "ConfigurationError",
     "ImageError",
     "InputError",
+    "InputTimeoutError",
     "InputTooLargeError",
     "MissingDependencyError",
     "ProGuardError",
     "ProGuardViolation",
+    "RequestRejectedError",
+    "ResponseTooLargeError",
     "UnjudgeableInputError",
 ]

@@ -15,23 +15,27 @@ import json
 import logging
 import threading
 import time
+import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
 
+from ._deadline import DEADLINE_MARGIN_S, deadline_at, run_cpu, time_left
 from ._portal import run_sync
 from .backends.base import Backend
-from .errors import ConfigurationError, ProGuardError
-from .inputs import CheckKind, GuardRequest, build_request, normalize
+from .errors import BackendTimeoutError, ConfigurationError, InputError, InputTimeoutError, ProGuardError
+from .inputs import CheckKind, GuardRequest, build_request, content_parts, normalize
 from .judges.base import Judge, JudgeResult
 from .judges.generative import GenerativeJudge
 from .policy import Policy
-from .settings import ProGuardSettings
+from .settings import ProGuardSettings, SettingsWarning, warn_unknown_env_vars
 from .taxonomy import Taxonomy
-from .telemetry import record_checks, trace_checks
+from .telemetry import trace_checks
 from .verdict import Decision, Verdict
 
 logger = logging.getLogger("proguard_rails")
+T = TypeVar("T")
 
 _LITE_WARNING_LOCK = threading.Lock()
 _LITE_WARNING_SHOWN = False
@@ -62,6 +66,25 @@ def _warn_lite_once() -> None:
     logger.warning(LITE_NOTICE, extra={"proguard_notice": "lite_guard"})
 
 
+def _warn_ignored_settings(settings: ProGuardSettings) -> None:
+    """An explicit backend that leaves a configured endpoint or checkpoint unused says so, loudly:
+    ``PROGUARD_BACKEND=lite`` next to ``PROGUARD_BASE_URL`` would otherwise judge with the weak
+    lite classifier while the operator believes ProGuard is in use."""
+    kind = settings.backend
+    ignored = []
+    if settings.base_url and kind in ("lite", "transformers", "vllm"):
+        ignored.append(f"base_url={settings.base_url!r} (PROGUARD_BASE_URL)")
+    if settings.model_path and kind in ("lite", "openai"):
+        ignored.append(f"model_path={settings.model_path!r} (PROGUARD_MODEL_PATH)")
+    if ignored:
+        msg = (
+            f"proguard-rails: backend={kind!r} (PROGUARD_BACKEND) ignores {' and '.join(ignored)}; "
+            f"checks use the {kind} backend. Unset one of them (or set backend='auto') if that is not meant."
+        )
+        logger.warning(msg)
+        warnings.warn(msg, SettingsWarning, stacklevel=4)
+
+
 def resolve_judge(
     settings: ProGuardSettings,
     *,
@@ -71,6 +94,7 @@ def resolve_judge(
     if backend is not None:
         return GenerativeJudge(backend)
     kind = settings.backend
+    _warn_ignored_settings(settings)
     if kind == "lite":
         from .judges.lite import LiteJudge
 
@@ -175,6 +199,8 @@ class ProGuard:
             raise TypeError(f"unknown ProGuard argument(s): {', '.join(sorted(unknown))}")
         from pydantic import ValidationError
 
+        if settings is None:
+            warn_unknown_env_vars()  # a misspelled PROGUARD_* variable would otherwise be ignored silently
         try:
             base = settings or ProGuardSettings()
             if overrides:
@@ -211,11 +237,8 @@ class ProGuard:
 
     # ------------------------------------------------------------------ helpers
     def _cache_key(self, request: GuardRequest) -> str:
-        h = hashlib.sha256()
-        h.update(self.judge.identity().encode())
-        h.update(self.taxonomy.fingerprint.encode())
-        h.update(request.cache_key().encode())
-        return h.hexdigest()
+        parts = [self.judge.identity(), self.taxonomy.fingerprint, request.cache_key()]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
     def request(self, obj: Any, response: Any = None, images: Iterable[Any] | None = None,
                 *, kind: CheckKind = "conversation") -> GuardRequest:
@@ -224,18 +247,30 @@ class ProGuard:
 
     async def arequest(self, obj: Any, response: Any = None, images: Iterable[Any] | None = None,
                        *, kind: CheckKind = "conversation") -> GuardRequest:
-        """``request`` for async code: with image-URL fetching on, normalization (which may fetch)
-        runs in a worker thread so it never blocks the event loop."""
-        if self.settings.allow_image_urls:
-            return await asyncio.to_thread(self.request, obj, response, images, kind=kind)
-        return self.request(obj, response, images, kind=kind)
+        """``request`` for async code: normalization (image decoding, URL fetching) runs in a worker
+        thread, so it never blocks the event loop, and within the check's deadline when one is set."""
+        if isinstance(obj, GuardRequest) and response is None and not images:
+            return obj
+        if not images and _small_text(obj) and (response is None or _small_text(response)):
+            return self.request(obj, response, kind=kind)  # plain short text: microseconds, no thread hop
+        left = time_left(self.settings.timeout)
+        if left <= 0:
+            raise InputTimeoutError(self._input_timeout_message())
+        try:
+            return await asyncio.wait_for(run_cpu(partial(self.request, obj, response, images, kind=kind)), left)
+        except asyncio.TimeoutError as exc:
+            raise InputTimeoutError(self._input_timeout_message()) from exc
+        except ProGuardError:
+            raise
+        except (RecursionError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+            # hostile structure (deep nesting, huge numbers...): an input error, never an uncaught crash
+            raise InputError(f"cannot read this input: {type(exc).__name__}: {str(exc)[:200]}") from exc
 
-    def _early_error(self, policy: Policy, exc: ProGuardError, check: Any) -> Decision:
-        """An input that could not become a request: decided (and traced) like any other check."""
-        start = time.perf_counter()
-        decision = policy.decide_error(exc, check)
-        record_checks(self.judge.identity(), [decision], [None], start)
-        return decision
+    def _input_timeout_message(self) -> str:
+        return (
+            f"preparing the input (normalization, image decoding, URL fetching) did not finish within the "
+            f"check's deadline of {self.settings.timeout:g}s; abandoned (setting PROGUARD_TIMEOUT)"
+        )
 
     # ------------------------------------------------------------------ judging
     async def ajudge_batch(self, requests: Sequence[GuardRequest]) -> list[JudgeResult]:
@@ -275,49 +310,89 @@ class ProGuard:
         policy: Policy | None = None,
         kind: CheckKind = "conversation",
     ) -> list[Decision]:
-        """Decisions for many inputs; requests go to the judge together, concurrently."""
-        modalities: list[str | None] = [None] * len(items)
-        with trace_checks(self.judge.identity(), len(items)) as span:
-            decisions = await self._acheck_batch(items, policy=policy, kind=kind, modalities=modalities)
-            span.finish(decisions, modalities)
+        """Decisions for many inputs; requests go to the judge together, concurrently.
+
+        The whole batch shares one deadline, ``timeout`` seconds from the call: normalization,
+        rendering, the endpoint and parsing included. An item still unfinished then gets an
+        error decision (its work is abandoned).
+        """
+        return await self._traced(len(items), self._acheck_batch(items, policy or self.policy, kind))
+
+    async def _traced(self, n: int, work: Awaitable[list[Decision]]) -> list[Decision]:
+        """One OpenTelemetry span around ``n`` checks, from the call to the decisions (no-op without otel)."""
+        with trace_checks(self.judge.identity(), n) as span:
+            decisions = await work
+            span.finish(decisions, [None] * len(decisions))  # the modality comes from each verdict
         return decisions
 
-    async def _acheck_batch(self, items: Sequence[Any], *, policy: Policy | None, kind: CheckKind,
-                            modalities: list[str | None]) -> list[Decision]:
-        pol = policy or self.policy
-        decisions: list[Decision | None] = [None] * len(items)
-        requests: list[GuardRequest] = []
-        positions: list[int] = []
-        for i, item in enumerate(items):
-            try:
-                req = item if isinstance(item, GuardRequest) else await self.arequest(item, kind=kind)
-            except ProGuardError as exc:
-                decisions[i] = pol.decide_error(exc, _check_name(kind))
-                continue
-            if req.images and not self.judge.supports_images:
-                from .errors import UnjudgeableInputError
-
-                decisions[i] = pol.decide_error(
-                    UnjudgeableInputError(f"{self.judge.name} cannot judge images"), _check_name(req.kind)
-                )
-                continue
-            modalities[i] = str(req.modality)
-            requests.append(req)
-            positions.append(i)
-        if requests:
-            try:
-                results: Sequence[JudgeResult] = await self.ajudge_batch(requests)
-            except ProGuardError as exc:  # the judge failed as a whole: every check gets an error decision
-                results = [exc] * len(requests)
-            for pos, req, res in zip(positions, requests, results, strict=True):
-                if isinstance(res, BaseException):
-                    decisions[pos] = pol.decide_error(res, _check_name(req.kind))
+    async def _acheck_batch(self, items: Sequence[Any], pol: Policy, kind: CheckKind) -> list[Decision]:
+        with deadline_at(time.monotonic() + self.settings.timeout):
+            prepared = await asyncio.gather(*(self.arequest(item, kind=kind) for item in items),
+                                            return_exceptions=True)
+            requests: list[GuardRequest] = []
+            positions: list[int] = []
+            decisions: list[Decision | None] = [None] * len(items)
+            for i, res in enumerate(prepared):
+                if isinstance(res, GuardRequest):
+                    requests.append(res)
+                    positions.append(i)
+                elif isinstance(res, ProGuardError):
+                    decisions[i] = pol.decide_error(res, _check_name(kind))
                 else:
-                    decisions[pos] = pol.decide(res, _check_name(req.kind), has_response=req.has_response)
+                    raise res
+            for pos, decision in zip(positions, await self._adecide(requests, pol), strict=True):
+                decisions[pos] = decision
         missing = [i for i, d in enumerate(decisions) if d is None]
         if missing:  # never hand back a shorter list than was asked for
             raise ProGuardError(f"internal error: no decision for items {missing}")
         return [d for d in decisions if d is not None]
+
+    async def _adecide(self, requests: Sequence[GuardRequest], pol: Policy) -> list[Decision]:
+        """Decisions for normalized requests, within the deadline already set."""
+        from .errors import UnjudgeableInputError
+
+        decisions: list[Decision | None] = [None] * len(requests)
+        todo: list[int] = []
+        for i, req in enumerate(requests):
+            nothing_else = not (req.user_text.strip() or (req.agent_text or "").strip() or req.images)
+            if req.unjudgeable and (pol.unjudgeable == "block" or nothing_else):
+                # Policy(unjudgeable=...) decides: "block" refuses the check, "allow" lets it through
+                # (the rest, if any, is still judged) and the Decision lists what was not judged.
+                decisions[i] = pol.decide_error(UnjudgeableInputError(
+                    f"the input holds content the guard cannot judge ({'; '.join(req.unjudgeable[:5])}); "
+                    f"Policy(unjudgeable={pol.unjudgeable!r})"
+                ), _check_name(req.kind))
+            elif req.images and not self.judge.supports_images:
+                decisions[i] = pol.decide_error(
+                    UnjudgeableInputError(f"{self.judge.name} cannot judge images"), _check_name(req.kind)
+                )
+            else:
+                todo.append(i)
+        if todo:
+            batch = [requests[i] for i in todo]
+            left = time_left(self.settings.timeout)
+            results: Sequence[JudgeResult]
+            try:
+                # the judge's own steps watch the same deadline; the small grace lets them report first
+                results = await asyncio.wait_for(self.ajudge_batch(batch), left + DEADLINE_MARGIN_S / 2)
+            except asyncio.TimeoutError:
+                results = [BackendTimeoutError(
+                    f"no verdict within the check's deadline of {self.settings.timeout:g}s; abandoned "
+                    "(setting PROGUARD_TIMEOUT)"
+                )] * len(batch)
+            except ProGuardError as exc:  # the judge failed as a whole: every check gets an error decision
+                results = [exc] * len(batch)
+            for i, res in zip(todo, results, strict=True):
+                req = requests[i]
+                if isinstance(res, BaseException):
+                    decisions[i] = pol.decide_error(res, _check_name(req.kind))
+                else:
+                    decisions[i] = pol.decide(res, _check_name(req.kind), has_response=req.has_response)
+        out: list[Decision] = []
+        for req, d in zip(requests, decisions, strict=True):
+            assert d is not None
+            out.append(d.model_copy(update={"not_judged": list(req.not_judged)}) if req.not_judged else d)
+        return out
 
     async def acheck(
         self,
@@ -328,23 +403,37 @@ class ProGuard:
         policy: Policy | None = None,
         kind: CheckKind = "conversation",
     ) -> Decision:
-        """Check one input: text, (request, response), messages, dict or GuardRequest."""
+        """Check one input: text, (request, response), messages, dict or GuardRequest.
+
+        Returns within ``timeout`` seconds (plus ``DEADLINE_MARGIN_S``) whatever the input: work
+        still running then is abandoned and the check ends as an error decision.
+        """
         pol = policy or self.policy
-        try:
-            req = await self.arequest(content, response, images, kind=kind)
-        except ProGuardError as exc:
-            return self._early_error(pol, exc, _check_name(kind))
-        (decision,) = await self.acheck_batch([req], policy=pol, kind=kind)
+        (decision,) = await self._traced(1, self._acheck(content, response, images, pol, kind))
         return decision
+
+    async def _acheck(self, content: Any, response: Any, images: Iterable[Any] | None, pol: Policy,
+                      kind: CheckKind) -> list[Decision]:
+        with deadline_at(time.monotonic() + self.settings.timeout):
+            try:
+                req = await self.arequest(content, response, images, kind=kind)
+            except ProGuardError as exc:
+                return [pol.decide_error(exc, _check_name(kind))]
+            return await self._adecide([req], pol)
+
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        # In-process judges run on the calling thread's own loop when none runs there (no thread
+        # hop); judges with loop-bound state (connection pools) share the background loop.
+        return run_sync(coro, inline=not self.judge.loop_bound)
 
     def check(self, content: Any, response: Any = None, *, images: Iterable[Any] | None = None,
               policy: Policy | None = None, kind: CheckKind = "conversation") -> Decision:
         """Sync ``acheck``; safe to call from inside a running event loop."""
-        return run_sync(self.acheck(content, response, images=images, policy=policy, kind=kind))
+        return self._sync(self.acheck(content, response, images=images, policy=policy, kind=kind))
 
     def check_batch(self, items: Sequence[Any], *, policy: Policy | None = None,
                     kind: CheckKind = "conversation") -> list[Decision]:
-        return run_sync(self.acheck_batch(items, policy=policy, kind=kind))
+        return self._sync(self.acheck_batch(items, policy=policy, kind=kind))
 
     # ------------------------------------------------------------------ agents
     def tool_call_request(self, name: str, arguments: Any, context: str | None = None) -> GuardRequest:
@@ -361,39 +450,69 @@ class ProGuard:
     def tool_result_request(self, name: str, output: Any, context: str | None = None,
                             *, images: Iterable[Any] | None = None) -> GuardRequest:
         """A tool result is untrusted input to the model (it may carry harmful content or injected
-        instructions): judged as the User turn, with any images it returned."""
-        text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, default=str)
+        instructions): judged as the User turn, with any images it returned.
+
+        ``output`` may be text, any JSON-able value (judged as its JSON), or content blocks
+        (``[{"type": "text" | "json" | "image" | "file", ...}]``, a LangChain ``ToolMessage``):
+        text and JSON blocks are judged, images go to the image path, and files or audio, which
+        the model cannot read, are refused by ``Policy(unjudgeable="block")`` (listed in
+        ``Decision.not_judged`` either way). Nothing reaches the model unjudged."""
+        text, block_images, not_judged = content_parts(output, label=f"output of tool {name}")
         prefix = f"[context: {context}]\n" if context else ""
         return build_request(
-            f"{prefix}[output of tool {name}]\n{text}", None, images, settings=self.settings, kind="tool_result",
-            metadata={"tool": name}, allow_paths=False,
+            f"{prefix}[output of tool {name}]\n{text}", None, [*block_images, *(images or [])],
+            settings=self.settings, kind="tool_result", metadata={"tool": name}, allow_paths=False,
+            not_judged=not_judged,
         )
 
     async def acheck_tool_call(self, name: str, arguments: Any, context: str | None = None,
                                *, policy: Policy | None = None) -> Decision:
         pol = policy or self.policy
-        try:
-            req = self.tool_call_request(name, arguments, context)
-        except ProGuardError as exc:
-            return self._early_error(pol, exc, "tool_call")
-        return (await self.acheck_batch([req], policy=pol))[0]
+        (decision,) = await self._traced(1, self._acheck_tool_call(name, arguments, context, pol))
+        return decision
+
+    async def _acheck_tool_call(self, name: str, arguments: Any, context: str | None,
+                                pol: Policy) -> list[Decision]:
+        with deadline_at(time.monotonic() + self.settings.timeout):
+            try:  # serializing the arguments is the caller's data: in a worker thread, within the deadline
+                req = await asyncio.wait_for(run_cpu(partial(self.tool_call_request, name, arguments, context)),
+                                             time_left(self.settings.timeout))
+            except asyncio.TimeoutError:
+                return [pol.decide_error(InputTimeoutError(self._input_timeout_message()), "tool_call")]
+            except ProGuardError as exc:
+                return [pol.decide_error(exc, "tool_call")]
+            except (RecursionError, ValueError, TypeError) as exc:
+                return [pol.decide_error(InputError(f"cannot serialize the tool call: {type(exc).__name__}"),
+                                         "tool_call")]
+            return await self._adecide([req], pol)
 
     def check_tool_call(self, name: str, arguments: Any, context: str | None = None,
                         *, policy: Policy | None = None) -> Decision:
-        return run_sync(self.acheck_tool_call(name, arguments, context, policy=policy))
+        return self._sync(self.acheck_tool_call(name, arguments, context, policy=policy))
 
     async def acheck_tool_result(self, name: str, output: Any, context: str | None = None,
                                  *, images: Iterable[Any] | None = None, policy: Policy | None = None) -> Decision:
         pol = policy or self.policy
-        try:
-            req = self.tool_result_request(name, output, context, images=images)
-        except ProGuardError as exc:
-            return self._early_error(pol, exc, "tool_result")
-        return (await self.acheck_batch([req], policy=pol))[0]
+        (decision,) = await self._traced(1, self._acheck_tool_result(name, output, context, images, pol))
+        return decision
+
+    async def _acheck_tool_result(self, name: str, output: Any, context: str | None,
+                                  images: Iterable[Any] | None, pol: Policy) -> list[Decision]:
+        with deadline_at(time.monotonic() + self.settings.timeout):
+            try:  # image blocks are decoded here: in a worker thread, within the deadline
+                req = await asyncio.wait_for(
+                    run_cpu(partial(self.tool_result_request, name, output, context, images=images)),
+                    time_left(self.settings.timeout),
+                )
+            except asyncio.TimeoutError:
+                return [pol.decide_error(InputTimeoutError(self._input_timeout_message()), "tool_result")]
+            except ProGuardError as exc:
+                return [pol.decide_error(exc, "tool_result")]
+            return await self._adecide([req], pol)
 
     def check_tool_result(self, name: str, output: Any, context: str | None = None,
                           *, images: Iterable[Any] | None = None, policy: Policy | None = None) -> Decision:
-        return run_sync(self.acheck_tool_result(name, output, context, images=images, policy=policy))
+        return self._sync(self.acheck_tool_result(name, output, context, images=images, policy=policy))
 
     # ------------------------------------------------------------------ lifecycle
     def stats(self) -> Mapping[str, Any]:
@@ -416,6 +535,19 @@ class ProGuard:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Text up to this size is normalized inline (linear and cheap); anything larger, any image and
+#: any structured input goes to a worker thread under the deadline.
+_INLINE_CHARS = 32_768
+
+
+def _small_text(obj: Any) -> bool:
+    if isinstance(obj, str):
+        return len(obj) <= _INLINE_CHARS
+    if isinstance(obj, tuple) and len(obj) == 2 and all(isinstance(x, (str, type(None))) for x in obj):
+        return sum(len(x or "") for x in obj) <= _INLINE_CHARS
+    return False
 
 
 def _check_name(kind: CheckKind):  # type: ignore[no-untyped-def]

@@ -20,18 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import glob
 import importlib
 import json
 import os
 import sys
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._io import iter_jsonl
-from .errors import ConfigurationError, MissingDependencyError, ProGuardError
+from .errors import ConfigurationError, InputError, MissingDependencyError, ProGuardError
 from .guard import ProGuard
 from .policy import Policy
 from .verdict import Decision
@@ -44,10 +44,39 @@ IMAGE_COLUMNS = ("image", "image_path", "images", "img")
 
 #: columns of every output row, in order (parquet schema; JSONL keys)
 OUTPUT_COLUMNS = (
-    "id", "row", "decision", "status", "modality", "request", "response", "category", "category_name",
+    "id", "file", "row", "decision", "status", "modality", "request", "response", "category", "category_name",
     "subcategory_name", "out_of_policy", "description", "reason", "error_type", "error", "fail_mode_applied",
     "truncated", "scores", "judge", "raw",
 )
+_BOOL_COLUMNS = frozenset({"out_of_policy", "truncated"})
+
+
+def output_schema() -> Any:
+    """The typed Arrow schema of output rows (both engines): strings, ``row`` int64, flags bool,
+    ``scores`` a map of score name to float (not a JSON string)."""
+    import pyarrow as pa
+
+    types = {"row": pa.int64(), "scores": pa.map_(pa.string(), pa.float64())}
+    return pa.schema([(c, types.get(c, pa.bool_() if c in _BOOL_COLUMNS else pa.string())) for c in OUTPUT_COLUMNS])
+
+
+def normalize_output_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    """An output row with every column, ``scores`` as a dict (older outputs stored a JSON string;
+    Arrow maps read back as lists of pairs)."""
+    row = {c: r.get(c) for c in OUTPUT_COLUMNS}
+    sc = row["scores"]
+    if isinstance(sc, str):
+        try:
+            sc = json.loads(sc)
+        except json.JSONDecodeError:
+            sc = None
+    elif isinstance(sc, list):
+        sc = dict(sc)
+    row["scores"] = sc
+    row["file"] = row["file"] or ""
+    for c in _BOOL_COLUMNS:
+        row[c] = bool(row[c])
+    return row
 
 
 # ============================================================================ judge specs
@@ -177,13 +206,21 @@ def write_jsonl_line(fh: TextIO, obj: Mapping[str, Any]) -> None:
 
 
 # ============================================================================ inputs
+TABLE_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"})
+#: nesting deeper than this in one row is refused as a bad row (recursive code downstream,
+#: JSON encoders included, would otherwise hit Python's recursion limit)
+MAX_NESTING = 64
+
+
 @dataclass(frozen=True)
 class ScanItem:
-    """One input: its id, its position in the input, and what to judge."""
+    """One input: its id, where it came from, and what to judge (or why it cannot be judged)."""
 
     id: str
-    row: int
+    row: int  # position in its file (in the input when the input is one file)
     content: Any  # a dict for ProGuard.acheck_batch ({"request","response","images"} or {"messages"})
+    file: str = ""  # the input file, relative to the input folder / glob base ("" for an image folder)
+    error: str | None = None  # a bad row: unreadable, not UTF-8, nested too deeply ... (an error row)
 
 
 @dataclass
@@ -197,8 +234,88 @@ class ScanColumns:
     messages: str | None = None
 
 
-def _detect(row: Mapping[str, Any], names: Sequence[str]) -> str | None:
-    lower = {str(k).casefold(): str(k) for k in row}
+@dataclass(frozen=True)
+class ResolvedColumns:
+    """The columns a scan reads, after detection over the columns of every row of every file."""
+
+    text: tuple[str, ...] = ()
+    response: str | None = None
+    image: str | None = None
+    id: str | None = None
+    messages: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanSource:
+    """What a scan reads: table files in order (with names relative to the input), or an image folder."""
+
+    spec: str
+    files: tuple[Path, ...] = ()
+    names: tuple[str, ...] = ()
+    image_folder: Path | None = None
+
+    @property
+    def multi(self) -> bool:
+        """Several files: fallback ids and renamed duplicates carry the file name."""
+        return len(self.files) > 1 or (len(self.files) == 1 and self.names[0] != self.files[0].name)
+
+
+class _BadRow:
+    """A row that could not be read; it becomes an error row, the scan goes on."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def resolve_input(spec: str | Path, *, exclude: str | Path | None = None) -> ScanSource:
+    """A file, a folder (its table files, recursively; or, with none, an image folder) or a glob.
+
+    ``exclude``: the scan's output (a file, or a folder of parts), never read as input even
+    when it lies inside the input folder.
+    """
+    text = str(spec)
+    p = Path(text)
+    if p.is_file():
+        _check_suffix(p)
+        return ScanSource(text, (p,), (p.name,))
+    skip = Path(exclude).resolve() if exclude is not None else None
+
+    def keep(f: Path) -> bool:
+        if skip is None:
+            return True
+        r = f.resolve()
+        return r != skip and skip not in r.parents and not r.name.startswith(skip.name + ".")
+
+    if p.is_dir():
+        tables = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TABLE_SUFFIXES
+                        and not f.name.startswith((".", "_")) and keep(f))
+        if not tables:
+            return ScanSource(text, image_folder=p)
+        return ScanSource(text, tuple(tables), tuple(f.relative_to(p).as_posix() for f in tables))
+    if any(ch in text for ch in "*?["):
+        matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
+        tables = [m for m in matches if m.suffix.lower() in TABLE_SUFFIXES and keep(m)]
+        if not tables:
+            raise ConfigurationError(f"scan input {text!r} matches no .jsonl/.json/.csv/.tsv/.parquet file")
+        base = Path(os.path.commonpath([str(m.parent.resolve()) for m in tables]))
+        return ScanSource(text, tuple(tables), tuple(m.resolve().relative_to(base).as_posix() for m in tables))
+    raise ConfigurationError(f"scan input {text} does not exist")
+
+
+def _check_suffix(path: Path) -> None:
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise ConfigurationError(
+            f"{path}: cannot scan {path.suffix or 'a file without suffix'}; use .jsonl, .json, .csv, .tsv, "
+            ".parquet, a folder of them, a glob, or an image folder"
+        )
+
+
+def _detect(keys: Sequence[str], names: Sequence[str]) -> str | None:
+    lower: dict[str, str] = {}
+    for k in keys:
+        lower.setdefault(str(k).casefold(), str(k))
     for n in names:
         if n in lower:
             return lower[n]
@@ -213,29 +330,242 @@ def _value_text(v: Any) -> str:
     return str(v)
 
 
-def _iter_table_rows(path: Path) -> Iterator[dict[str, Any]]:
+def _too_deep(obj: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether lists/dicts nest deeper than ``limit`` (iterative: safe on any depth)."""
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, dict):
+            if d >= limit:
+                return True
+            stack.extend((v, d + 1) for v in o.values())
+        elif isinstance(o, (list, tuple)):
+            if d >= limit:
+                return True
+            stack.extend((v, d + 1) for v in o)
+    return False
+
+
+def _bad_text(obj: Any) -> bool:
+    """Whether a string anywhere in ``obj`` cannot be encoded as UTF-8 (lone surrogates, or bytes
+    that were not UTF-8, decoded with ``surrogateescape``)."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, str):
+            try:
+                o.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple)):
+            stack.extend(o)
+    return False
+
+
+def _iter_jsonl_rows(path: Path) -> Iterator[dict[str, Any] | _BadRow]:
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                text = line.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield _BadRow(f"{path.name}:{lineno}: invalid UTF-8 at byte {exc.start}")
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield _BadRow(f"{path.name}:{lineno}: invalid JSON ({exc.msg})")
+                continue
+            except RecursionError:
+                yield _BadRow(f"{path.name}:{lineno}: JSON nested too deeply")
+                continue
+            yield obj if isinstance(obj, dict) else {"text": obj}
+
+
+def _iter_table_rows(path: Path) -> Iterator[dict[str, Any] | _BadRow]:
+    """Rows of one table file; a row that cannot be read is a ``_BadRow`` (never an exception)."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        for _lineno, obj in iter_jsonl(path):
-            yield obj if isinstance(obj, dict) else {"text": obj}
+        yield from _iter_jsonl_rows(path)
     elif suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            yield _BadRow(f"{path.name}: unreadable JSON file ({type(exc).__name__}: {str(exc)[:200]})")
+            return
         for obj in data if isinstance(data, list) else [data]:
             yield obj if isinstance(obj, dict) else {"text": obj}
     elif suffix in (".csv", ".tsv"):
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            yield from csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+        # bytes that are not UTF-8 survive decoding as lone surrogates; such rows become error rows
+        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    yield _BadRow(f"{path.name}:{reader.line_num}: unreadable CSV row ({exc})")
+                    continue
+                yield row
     elif suffix == ".parquet":
         pq = _pyarrow_parquet("reading parquet input")
         pf = pq.ParquetFile(path)
         for batch in pf.iter_batches(batch_size=1024):
-            yield from batch.to_pylist()
+            try:
+                yield from batch.to_pylist()
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                for j in range(batch.num_rows):  # find the bad row(s); keep the others
+                    try:
+                        yield batch.slice(j, 1).to_pylist()[0]
+                    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                        yield _BadRow(f"{path.name}: unreadable parquet row ({type(exc).__name__})")
     else:
+        _check_suffix(path)
+
+
+def table_keys(path: Path) -> list[str]:
+    """Every column of a table file in order of first appearance (all rows, not the first one)."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return list(_pyarrow_parquet("reading parquet input").ParquetFile(path).schema_arrow.names)
+    if suffix in (".csv", ".tsv"):
+        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+            return list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",").fieldnames or [])
+    keys: dict[str, None] = {}
+    for row in _iter_table_rows(path):
+        if isinstance(row, dict):
+            for k in row:
+                keys.setdefault(str(k), None)
+    return list(keys)
+
+
+def merge_keys(per_file: Iterable[Sequence[str]]) -> list[str]:
+    keys: dict[str, None] = {}
+    for ks in per_file:
+        for k in ks:
+            keys.setdefault(k, None)
+    return list(keys)
+
+
+def resolve_columns(keys: Sequence[str], columns: ScanColumns | None, where: str) -> ResolvedColumns:
+    """Choose the columns from those of every row (explicit choices first, then the usual names)."""
+    cols = columns or ScanColumns()
+    if not keys and not (cols.text or cols.response or cols.image or cols.id or cols.messages):
+        return ResolvedColumns()  # no readable row at all: every row is an error row
+    text_cols: list[str] | None = list(cols.text) or None
+    resp_col, img_col, id_col, msg_col = cols.response, cols.image, cols.id, cols.messages
+    if msg_col is None and text_cols is None:
+        msg_col = _detect(keys, ("messages", "conversation"))
+    if text_cols is None and msg_col is None:
+        found = _detect(keys, TEXT_COLUMNS)
+        text_cols = [found] if found else []
+    if resp_col is None and not cols.text and msg_col is None:
+        resp_col = _detect(keys, RESPONSE_COLUMNS)
+    img_col = img_col or _detect(keys, IMAGE_COLUMNS)
+    id_col = id_col or _detect(keys, ID_COLUMNS)
+    for name in [*(text_cols or []), resp_col, img_col, id_col, msg_col]:
+        if name is not None and name not in keys:
+            raise ConfigurationError(f"{where}: no column {name!r}; columns are {', '.join(map(str, keys))}")
+    if not text_cols and msg_col is None and img_col is None:
         raise ConfigurationError(
-            f"{path}: cannot scan {suffix or 'a file without suffix'}; use .jsonl, .json, .csv, .tsv, .parquet "
-            "or an image folder"
+            f"{where}: no text column found among {', '.join(map(str, keys)) or '(none)'}; "
+            "choose one with --text-column"
         )
+    return ResolvedColumns(tuple(text_cols or ()), resp_col, img_col, id_col, msg_col)
+
+
+def source_columns(source: ScanSource, columns: ScanColumns | None) -> ResolvedColumns:
+    return resolve_columns(merge_keys(table_keys(f) for f in source.files), columns, source.spec)
+
+
+def fallback_id(name: str | None, row: int) -> str:
+    """The id of a row without one: its row index (one file) or ``FILE:ROW`` (several files)."""
+    return str(row) if name is None else f"{name}:{row}"
+
+
+def renamed_id(item_id: str, name: str | None, row: int) -> str:
+    """A duplicate id (not its first occurrence) made unique, so resumption stays unambiguous."""
+    return f"{item_id}#row{row}" if name is None else f"{item_id}#{name}:{row}"
+
+
+def row_id(raw: dict[str, Any] | _BadRow, rc: ResolvedColumns, name: str | None, row: int) -> str:
+    if isinstance(raw, _BadRow) or rc.id is None:
+        return fallback_id(name, row)
+    rid = _value_text(raw.get(rc.id))
+    if rid and _bad_text(rid):
+        rid = rid.encode("utf-8", "backslashreplace").decode("utf-8")
+    return rid or fallback_id(name, row)
+
+
+def _image_value(v: Any, root: Path) -> str | bytes | None:
+    if isinstance(v, dict):  # Hugging Face datasets' Image feature: {"bytes": ..., "path": ...}
+        v = v.get("bytes") or v.get("path")
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v) or None
+    s = _value_text(v)
+    if s and not s.startswith("data:") and "://" not in s[:12] and not Path(s).is_absolute():
+        s = str(root / s)
+    return s or None
+
+
+def row_content(raw: dict[str, Any], rc: ResolvedColumns, root: Path) -> dict[str, Any]:
+    """What to judge for one row (raises ``InputError`` for a row that cannot be judged)."""
+    if _too_deep(raw):
+        raise InputError(f"row nested deeper than {MAX_NESTING} levels")
+    if rc.messages is not None:
+        msgs = raw.get(rc.messages)
+        if isinstance(msgs, str):
+            try:
+                msgs = json.loads(msgs)
+            except json.JSONDecodeError:
+                msgs = [{"role": "user", "content": msgs}]
+            except RecursionError as exc:
+                raise InputError("messages JSON nested too deeply") from exc
+            if _too_deep(msgs):
+                raise InputError(f"messages nested deeper than {MAX_NESTING} levels")
+        content: dict[str, Any] = {"messages": msgs}
+    else:
+        content = {"request": "\n\n".join(t for t in (_value_text(raw.get(c)) for c in rc.text) if t)}
+        if rc.response is not None:
+            resp = _value_text(raw.get(rc.response))
+            if resp:
+                content["response"] = resp
+        if rc.image is not None:
+            v = raw.get(rc.image)
+            values = v if isinstance(v, (list, tuple)) else [v]
+            images = [x for x in (_image_value(i, root) for i in values) if x is not None]
+            if images:
+                content["images"] = images
+    if _bad_text(content):
+        raise InputError("text is not valid UTF-8 (undecodable bytes or lone surrogates)")
+    return content
+
+
+def make_item(raw: dict[str, Any] | _BadRow, row: int, item_id: str, rc: ResolvedColumns, *,
+              file: str, root: Path) -> ScanItem:
+    if isinstance(raw, _BadRow):
+        return ScanItem(item_id, row, None, file, raw.message)
+    try:
+        return ScanItem(item_id, row, row_content(raw, rc, root), file)
+    except InputError as exc:
+        return ScanItem(item_id, row, None, file, f"{file or 'input'} row {row}: {exc}")
+    except RecursionError:
+        return ScanItem(item_id, row, None, file, f"{file or 'input'} row {row}: nested too deeply")
+
+
+def iter_file_items(path: Path, name: str, rc: ResolvedColumns, *, multi: bool,
+                    image_root: str | Path | None = None) -> Iterator[ScanItem]:
+    """Items of one table file, ids as read (duplicates not yet renamed)."""
+    root = Path(image_root) if image_root else path.parent
+    id_name = name if multi else None
+    for i, raw in enumerate(_iter_table_rows(path)):
+        yield make_item(raw, i, row_id(raw, rc, id_name, i), rc, file=name, root=root)
 
 
 def _pyarrow_parquet(feature: str) -> Any:
@@ -246,11 +576,7 @@ def _pyarrow_parquet(feature: str) -> Any:
     return pq
 
 
-def count_inputs(path: str | Path) -> int | None:
-    """Number of inputs, when cheap to know (for the progress bar); ``None`` otherwise."""
-    p = Path(path)
-    if p.is_dir():
-        return sum(1 for _ in _image_files(p))
+def _count_file(p: Path) -> int | None:
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         with p.open("rb") as fh:
@@ -258,6 +584,20 @@ def count_inputs(path: str | Path) -> int | None:
     if suffix == ".parquet":
         return int(_pyarrow_parquet("reading parquet input").ParquetFile(p).metadata.num_rows)
     return None
+
+
+def count_inputs(path: str | Path, *, exclude: str | Path | None = None) -> int | None:
+    """Number of inputs, when cheap to know (for the progress bar); ``None`` otherwise."""
+    source = resolve_input(path, exclude=exclude)
+    if source.image_folder is not None:
+        return sum(1 for _ in _image_files(source.image_folder))
+    total = 0
+    for f in source.files:
+        n = _count_file(f)
+        if n is None:
+            return None
+        total += n
+    return total
 
 
 def _image_files(folder: Path) -> Iterator[Path]:
@@ -272,79 +612,40 @@ def iter_inputs(
     *,
     image_prompt: str | None = None,
     image_root: str | Path | None = None,
+    exclude: str | Path | None = None,
 ) -> Iterator[ScanItem]:
-    """Stream the inputs of a file or image folder as ``ScanItem``s (nothing is judged here)."""
-    p = Path(path)
-    cols = columns or ScanColumns()
-    if not p.exists():
-        raise ConfigurationError(f"scan input {p} does not exist")
-    if p.is_dir():
-        for i, img in enumerate(_image_files(p)):
+    """Stream the inputs of a file, a folder or glob of files, or an image folder as ``ScanItem``s.
+
+    Columns are detected over the columns of every row of every file (a column first seen in
+    a later row counts). Rows that cannot be read are items with ``error`` set. Duplicate ids
+    (after the first occurrence) are renamed; nothing is judged here.
+    """
+    source = resolve_input(path, exclude=exclude)
+    if source.image_folder is not None:
+        folder = source.image_folder
+        for i, img in enumerate(_image_files(folder)):
             content: dict[str, Any] = {"images": [str(img)]}
             if image_prompt:
                 content["request"] = image_prompt
-            yield ScanItem(img.relative_to(p).as_posix(), i, content)
+            yield ScanItem(img.relative_to(folder).as_posix(), i, content)
         return
-    root = Path(image_root) if image_root else p.parent
-    text_cols: list[str] | None = list(cols.text) or None
-    resp_col, img_col, id_col, msg_col = cols.response, cols.image, cols.id, cols.messages
-    detected = False
-    for i, row in enumerate(_iter_table_rows(p)):
-        if not detected:
-            detected = True
-            if cols.messages is None and text_cols is None:
-                msg_col = _detect(row, ("messages", "conversation"))
-            if text_cols is None and msg_col is None:
-                found = _detect(row, TEXT_COLUMNS)
-                text_cols = [found] if found else []
-            if resp_col is None and not cols.text and msg_col is None:
-                resp_col = _detect(row, RESPONSE_COLUMNS)
-            img_col = img_col or _detect(row, IMAGE_COLUMNS)
-            id_col = id_col or _detect(row, ID_COLUMNS)
-            for name in [*(text_cols or []), resp_col, img_col, id_col, msg_col]:
-                if name is not None and name not in row:
-                    raise ConfigurationError(f"{p}: no column {name!r}; columns are {', '.join(map(str, row))}")
-            if not text_cols and msg_col is None and img_col is None:
-                raise ConfigurationError(
-                    f"{p}: no text column found among {', '.join(map(str, row))}; choose one with --text-column"
-                )
-        rid = _value_text(row.get(id_col)) if id_col else ""
-        item_id = rid or str(i)
-        if msg_col is not None:
-            msgs = row.get(msg_col)
-            if isinstance(msgs, str):
-                try:
-                    msgs = json.loads(msgs)
-                except json.JSONDecodeError:
-                    msgs = [{"role": "user", "content": msgs}]
-            yield ScanItem(item_id, i, {"messages": msgs})
-            continue
-        content = {"request": "\n\n".join(t for t in (_value_text(row.get(c)) for c in text_cols or []) if t)}
-        if resp_col is not None:
-            resp = _value_text(row.get(resp_col))
-            if resp:
-                content["response"] = resp
-        if img_col is not None:
-            raw = row.get(img_col)
-            paths = raw if isinstance(raw, (list, tuple)) else ([raw] if _value_text(raw) else [])
-            images = []
-            for v in paths:
-                s = _value_text(v)
-                if s and not s.startswith("data:") and "://" not in s[:12] and not Path(s).is_absolute():
-                    s = str(root / s)
-                if s:
-                    images.append(s)
-            if images:
-                content["images"] = images
-        yield ScanItem(item_id, i, content)
+    rc = source_columns(source, columns)
+    seen: set[str] = set()
+    for f, name in zip(source.files, source.names, strict=True):
+        for item in iter_file_items(f, name, rc, multi=source.multi, image_root=image_root):
+            if item.id in seen:
+                item = replace(item, id=renamed_id(item.id, name if source.multi else None, item.row))
+            seen.add(item.id)
+            yield item
 
 
 # ============================================================================ output rows
 def decision_row(item: ScanItem, decision: Decision, *, keep_raw: bool = False) -> dict[str, Any]:
-    """The flat output row of one input (JSON-safe; ``scores`` as a JSON string for parquet)."""
+    """The flat output row of one input (JSON-safe; typed columns in parquet, see ``output_schema``)."""
     d = decision.to_dict()
     return {
         "id": item.id,
+        "file": item.file,
         "row": item.row,
         "decision": d["decision"],
         "status": d["status"],
@@ -361,10 +662,43 @@ def decision_row(item: ScanItem, decision: Decision, *, keep_raw: bool = False) 
         "error": d["error"],
         "fail_mode_applied": d["fail_mode_applied"],
         "truncated": bool(d["truncated"]),
-        "scores": json.dumps(d["scores"]) if d["scores"] is not None else None,
+        "scores": {str(k): float(v) for k, v in d["scores"].items()} if d["scores"] else None,
         "judge": d["judge"],
         "raw": d["raw"] if keep_raw else None,
     }
+
+
+async def ajudge_items(
+    guard: ProGuard, items: Sequence[ScanItem], *, policy: Policy | None = None, keep_raw: bool = False
+) -> list[dict[str, Any]]:
+    """Output rows for ``items``, in order; never raises for a bad row.
+
+    Bad rows (``item.error``) become input-error rows. The others go to the judge in one
+    ``acheck_batch``; if that call fails as a whole, each item is retried alone so that one
+    input that breaks the engine becomes one error row and the rest are still judged.
+    """
+    pol = policy or guard.policy
+    out: list[dict[str, Any] | None] = [None] * len(items)
+    todo: list[int] = []
+    for i, it in enumerate(items):
+        if it.error is not None:
+            out[i] = decision_row(it, pol.decide_error(InputError(it.error)), keep_raw=keep_raw)
+        else:
+            todo.append(i)
+    if todo:
+        try:
+            decisions = await guard.acheck_batch([items[i].content for i in todo], policy=pol)
+        except Exception:  # isolate the input that broke the batch
+            decisions = []
+            for i in todo:
+                try:
+                    (d,) = await guard.acheck_batch([items[i].content], policy=pol)
+                except Exception as exc:
+                    d = pol.decide_error(exc)
+                decisions.append(d)
+        for i, d in zip(todo, decisions, strict=True):
+            out[i] = decision_row(items[i], d, keep_raw=keep_raw)
+    return [r for r in out if r is not None]
 
 
 @dataclass
@@ -485,16 +819,9 @@ class _Output:
                 rows[str(r.get("id"))] = r
         for r in iter_jsonl_tolerant(self.stream_path):
             rows[str(r.get("id"))] = r
-        ordered = sorted(rows.values(), key=lambda r: int(r.get("row") or 0))
-        schema = pa.schema([
-            ("id", pa.string()), ("row", pa.int64()), ("decision", pa.string()), ("status", pa.string()),
-            ("modality", pa.string()), ("request", pa.string()), ("response", pa.string()),
-            ("category", pa.string()), ("category_name", pa.string()), ("subcategory_name", pa.string()),
-            ("out_of_policy", pa.bool_()), ("description", pa.string()), ("reason", pa.string()),
-            ("error_type", pa.string()), ("error", pa.string()), ("fail_mode_applied", pa.string()),
-            ("truncated", pa.bool_()), ("scores", pa.string()), ("judge", pa.string()), ("raw", pa.string()),
-        ])
-        table = pa.Table.from_pylist([{c: r.get(c) for c in OUTPUT_COLUMNS} for r in ordered], schema=schema)
+        ordered = sorted((normalize_output_row(r) for r in rows.values()),
+                         key=lambda r: (r["file"], int(r["row"] or 0)))
+        table = pa.Table.from_pylist(ordered, schema=output_schema())
         tmp = self.path.with_name(self.path.name + ".tmp")
         pq.write_table(table, tmp)
         os.replace(tmp, self.path)
@@ -534,14 +861,13 @@ async def ascan(
     for r in out.existing():
         done.add(str(r.get("id")))
         summary.add(r)
-    total = count_inputs(input)
+    total = count_inputs(input, exclude=output)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=f"scan {Path(input).name}", unit="row", disable=not progress, dynamic_ncols=True)
-    pending: deque[tuple[list[ScanItem], asyncio.Task[list[Decision]]]] = deque()
+    pending: deque[tuple[list[ScanItem], asyncio.Task[list[dict[str, Any]]]]] = deque()
 
-    def flush_one(items: list[ScanItem], decisions: list[Decision]) -> None:
-        rows = [decision_row(it, d, keep_raw=keep_raw) for it, d in zip(items, decisions, strict=True)]
+    def flush_one(items: list[ScanItem], rows: list[dict[str, Any]]) -> None:
         out.write(rows)
         for r in rows:
             summary.add(r)
@@ -553,27 +879,24 @@ async def ascan(
     try:
         chunk: list[ScanItem] = []
         seen = 0
-        seen_ids: set[str] = set()
-        for item in iter_inputs(input, columns, image_prompt=image_prompt, image_root=image_root):
+        for item in iter_inputs(input, columns, image_prompt=image_prompt, image_root=image_root,
+                                exclude=output):
             if limit is not None and seen >= limit:
                 break
             seen += 1
-            if item.id in seen_ids:  # duplicate ids would make resumption ambiguous
-                item = ScanItem(f"{item.id}#row{item.row}", item.row, item.content)
-            seen_ids.add(item.id)
             if item.id in done:
                 summary.skipped_done += 1
                 bar.update(1)
                 continue
             chunk.append(item)
             if len(chunk) >= batch_size:
-                pending.append((chunk, asyncio.ensure_future(g.acheck_batch([i.content for i in chunk], policy=policy))))
+                pending.append((chunk, asyncio.ensure_future(ajudge_items(g, chunk, policy=policy, keep_raw=keep_raw))))
                 chunk = []
                 while len(pending) >= max_inflight:
                     items, task = pending.popleft()
                     flush_one(items, await task)
         if chunk:
-            pending.append((chunk, asyncio.ensure_future(g.acheck_batch([i.content for i in chunk], policy=policy))))
+            pending.append((chunk, asyncio.ensure_future(ajudge_items(g, chunk, policy=policy, keep_raw=keep_raw))))
         while pending:
             items, task = pending.popleft()
             flush_one(items, await task)
@@ -600,7 +923,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="input file (.jsonl .json .csv .tsv .parquet) or image folder")
     parser.add_argument("--out", "-o", required=True,
                         help="output file: .jsonl (appended, resumable) or .parquet (written at the end)")
-    parser.add_argument("--judge", default="auto", help=JUDGE_SPEC_HELP)
+    parser.add_argument("--judge", default="auto", help=JUDGE_SPEC_HELP + "; ray engine: several endpoints "
+                        "comma-separated (each actor sends its batches to them in turn)")
     parser.add_argument("--model", help="model name at the endpoint (default: discovered)")
     parser.add_argument("--max-concurrency", type=int, help="concurrent requests to the endpoint [PROGUARD_MAX_CONCURRENCY]")
     parser.add_argument("--timeout", type=float, help="deadline per check in seconds [PROGUARD_TIMEOUT]")
@@ -619,12 +943,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-prompt", help="image folders: text to judge with every image (text-image mode)")
     parser.add_argument("--batch-size", type=int, default=64, help="inputs per judge call (default 64; "
                         "use 256-1024 for in-process vLLM)")
-    parser.add_argument("--max-inflight", type=int, default=4, help="chunks judged at once (default 4)")
+    parser.add_argument("--max-inflight", type=int, default=4, help="chunks judged at once (default 4; local engine)")
     parser.add_argument("--limit", type=int, help="only the first N inputs")
     parser.add_argument("--retry-errors", action="store_true", help="re-judge rows that ended in an error")
     parser.add_argument("--keep-raw", action="store_true", help="keep the model's raw answer in each row")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--summary-json", help="also write the summary as JSON here")
+    ray = parser.add_argument_group("engine")
+    ray.add_argument("--engine", choices=["local", "ray"], default="local",
+                     help="local: this process (default); ray: a pool of Ray actors with Ray Data "
+                     "(pip install 'proguard-rails[ray]'); OUTPUT is then a folder of part files")
+    ray.add_argument("--address", help="ray: the cluster to join (auto, ray://HOST:10001; default: RAY_ADDRESS, "
+                     "else a local cluster started for this scan)")
+    ray.add_argument("--num-workers", type=int, help="ray: guard actors (default: one per CPU, or per GPU for vllm:)")
+    ray.add_argument("--cpus-per-worker", type=float, help="ray: CPUs per actor (default 1)")
+    ray.add_argument("--gpus-per-worker", type=float, help="ray: GPUs per actor (default 1 for vllm:, else 0)")
+    ray.add_argument("--rows-per-file", type=int, help="ray: rows per output part file (default: batch size, at "
+                     "least 1024); a run stopped mid-way judges again at most the rows not yet in a part")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -635,29 +970,39 @@ def run_cli(args: argparse.Namespace) -> int:
         taxonomy = Taxonomy.from_yaml(args.taxonomy) if args.taxonomy else Taxonomy.default()
         if args.hold_out:
             taxonomy = taxonomy.hold_out(args.hold_out)
-        guard = guard_from_spec(
-            args.judge, taxonomy=taxonomy, model=args.model, max_concurrency=args.max_concurrency,
-            timeout=args.timeout, fail_mode=args.fail_mode, config=getattr(args, "config", None),
-        )
-        if args.fail_mode:  # the option wins over the policy file's fail_mode
-            guard.policy = guard.policy.model_copy(update={"fail_mode": args.fail_mode})
+        judge_options = {"model": args.model, "max_concurrency": args.max_concurrency, "timeout": args.timeout,
+                         "fail_mode": args.fail_mode, "config": getattr(args, "config", None)}
         columns = ScanColumns(text=tuple(args.text_column), response=args.response_column,
                               image=args.image_column, id=args.id_column, messages=args.messages_column)
+        if getattr(args, "engine", "local") == "ray":
+            from .scan_ray import scan_ray
 
-        async def _main() -> ScanSummary:
-            try:
-                return await ascan(
-                    args.input, args.out, guard=guard, columns=columns, batch_size=args.batch_size,
-                    max_inflight=args.max_inflight, keep_raw=args.keep_raw, retry_errors=args.retry_errors,
-                    limit=args.limit, image_prompt=args.image_prompt, image_root=args.image_root,
-                    progress=not args.no_progress,
-                )
-            finally:
-                await guard.aclose()
+            summary = scan_ray(
+                args.input, args.out, judge=args.judge, taxonomy=taxonomy, columns=columns, address=args.address,
+                num_workers=args.num_workers, batch_size=args.batch_size, num_cpus=args.cpus_per_worker,
+                num_gpus=args.gpus_per_worker, keep_raw=args.keep_raw, retry_errors=args.retry_errors,
+                limit=args.limit, image_root=args.image_root, rows_per_file=args.rows_per_file,
+                progress=not args.no_progress, **judge_options,
+            )
+        else:
+            guard = guard_from_spec(args.judge, taxonomy=taxonomy, **judge_options)
+            if args.fail_mode:  # the option wins over the policy file's fail_mode
+                guard.policy = guard.policy.model_copy(update={"fail_mode": args.fail_mode})
 
-        # asyncio.run (not the portal thread): Ctrl-C cancels the chunks in flight and the
-        # output is closed cleanly, ready to resume.
-        summary = asyncio.run(_main())
+            async def _main() -> ScanSummary:
+                try:
+                    return await ascan(
+                        args.input, args.out, guard=guard, columns=columns, batch_size=args.batch_size,
+                        max_inflight=args.max_inflight, keep_raw=args.keep_raw, retry_errors=args.retry_errors,
+                        limit=args.limit, image_prompt=args.image_prompt, image_root=args.image_root,
+                        progress=not args.no_progress,
+                    )
+                finally:
+                    await guard.aclose()
+
+            # asyncio.run (not the portal thread): Ctrl-C cancels the chunks in flight and the
+            # output is closed cleanly, ready to resume.
+            summary = asyncio.run(_main())
     except (ProGuardError, OSError) as exc:
         print(f"proguard-rails scan: {exc}", file=sys.stderr)
         return 2

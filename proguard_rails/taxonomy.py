@@ -23,7 +23,9 @@ import yaml
 
 from .errors import ConfigurationError
 
-_ID_RE = re.compile(r"^C(\d+)(?:S(\d+))?$", re.IGNORECASE)
+# Bounded digit runs: a "C" followed by thousands of digits (model output) is no id, and int() of
+# more than 4300 digits raises ValueError instead of returning.
+_ID_RE = re.compile(r"^C(\d{1,9})(?:S(\d{1,9}))?$", re.IGNORECASE)
 
 
 def parse_id(value: str) -> tuple[int, int | None] | None:

@@ -110,6 +110,11 @@ class Decision(BaseModel):
     flagged: bool = Field(False, description="allowed, and the policy's action for this risk is 'flag'")
     check: Literal["input", "output", "conversation", "tool_call", "tool_result"] = "conversation"
     metadata: dict[str, Any] = Field(default_factory=dict)
+    not_judged: list[str] = Field(
+        default_factory=list,
+        description="content that came with the input but was not judged (files, audio, skipped system "
+        "messages...); empty when everything was judged",
+    )
 
     @property
     def blocked(self) -> bool:
@@ -154,6 +159,7 @@ class Decision(BaseModel):
             "error": self.error_message,
             "error_type": self.error_type,
             "fail_mode_applied": self.fail_mode_applied,
+            "not_judged": list(self.not_judged),
             "unreadable": v.unreadable if v else None,
             "raw": self.raw if self.raw is not None else (v.raw if v else None),
         }

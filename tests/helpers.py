@@ -13,3 +13,17 @@ def png_bytes(size: tuple[int, int] = (32, 24), color: tuple[int, int, int] = (2
     buf = io.BytesIO()
     img.save(buf, format=fmt)
     return buf.getvalue()
+
+
+class ManualClock:
+    """A monotonic clock the test advances (``CircuitBreaker(clock=...)``): cooldowns are
+    driven by the test's own steps, not by sleeps racing a busy machine."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

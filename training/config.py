@@ -75,11 +75,21 @@ class DataSection(_Section):
     extra_holdout: int | tuple[int, int] = 0
     max_samples: int | None = Field(None, ge=1)
     allow_leakage: bool = Field(False, description="allow train/eval near-duplicates (not recommended)")
+    near_duplicate_threshold: float = Field(0.6, gt=0.0, le=1.0,
+                                            description="character 5-gram Jaccard at which two texts are near-duplicates")
+    containment: float = Field(0.9, gt=0.0, le=1.0,
+                               description="share of one text's 5-grams inside another's that also makes them near-duplicates")
+    template_max_span: int = Field(3, ge=0, description="words two template variants may differ in (0: off)")
+    template_min_shared: float = Field(0.7, gt=0.0, le=1.0,
+                                       description="share of the longer text's words template variants must share")
     seed: int = 0
 
 
 class RewardSection(_Section):
     embedding_model: str | None = Field(None, description="sentence-transformers path/id; default MiniLM")
+    calibration: str | None = Field(
+        None, description="similarity-threshold calibration JSON (python -m training.rewards.calibration); "
+        "default: the embedder's own (shipped for MiniLM, else measured on the synonym bank on first use)")
     device: str | None = Field(None, description="embedder device; default: cuda if available")
     batch_size: int = Field(256, ge=1)
     components: list[str] = Field(default_factory=lambda: list(COMPONENTS))
@@ -147,6 +157,15 @@ class TrainConfig(_Section):
     final_dir: str | None = Field(None, description="default: <output_dir>/final")
     seed: int = 42
     allow_existing_output: bool = Field(False, description="train into an output_dir that has checkpoints")
+    smoke_answer_bias: float = Field(
+        0.0, ge=0.0, description="CPU smoke runs only: bias the tiny random model's sampling toward well-formed "
+        "answers (training.smoke) so rewards vary within groups; 0 (off) for every real run")
+
+    @model_validator(mode="after")
+    def _smoke_bias_without_vllm(self) -> TrainConfig:
+        if self.smoke_answer_bias and self.vllm.enabled:
+            raise ValueError("smoke_answer_bias steers transformers generation; it cannot be used with vllm.enabled")
+        return self
 
     @field_validator("grpo")
     @classmethod

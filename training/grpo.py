@@ -82,7 +82,9 @@ def _is_trl_export(path: Path) -> bool:
 
 def load_samples_for(spec: str, cfg: TrainConfig, taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
     """Samples from a data spec (None when the spec is a ready TRL export)."""
-    from .data import load_samples, make_out_of_policy
+    from collections import Counter
+
+    from .data import Ingested, load_samples, make_out_of_policy
 
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
@@ -95,16 +97,28 @@ def load_samples_for(spec: str, cfg: TrainConfig, taxonomy: Taxonomy):  # type: 
         p = Path(spec)
         if _is_trl_export(p):
             return None
-        samples = list(load_samples(p, cfg.data.mapping, taxonomy=taxonomy, split=cfg.data.split))
+        samples = load_samples(p, cfg.data.mapping, taxonomy=taxonomy, split=cfg.data.split)
+    dropped, unmapped = dict(getattr(samples, "skipped", {})), dict(getattr(samples, "unmapped", {}))
+    samples = list(samples)
     if cfg.data.out_of_policy_fraction > 0:
         samples = make_out_of_policy(samples, taxonomy, fraction=cfg.data.out_of_policy_fraction,
                                      level=cfg.data.hold_out_level, extra_holdout=cfg.data.extra_holdout,
                                      seed=cfg.data.seed)
     if cfg.data.max_samples:
         samples = samples[: cfg.data.max_samples]
+    samples = Ingested(samples, skipped=Counter(dropped), unmapped=Counter(unmapped))
     if not samples:
         raise ConfigurationError(f"data source {spec!r} gave no samples")
     return samples
+
+
+def duplicate_finder(cfg: TrainConfig):  # type: ignore[no-untyped-def]
+    """The leak check's detector with the config's thresholds (``data.near_duplicate_threshold``, ...)."""
+    from .data.splits import DuplicateFinder
+
+    d = cfg.data
+    return DuplicateFinder(threshold=d.near_duplicate_threshold, containment=d.containment,
+                           template_max_span=d.template_max_span, template_min_shared=d.template_min_shared)
 
 
 def build_datasets(cfg: TrainConfig, taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
@@ -122,7 +136,7 @@ def build_datasets(cfg: TrainConfig, taxonomy: Taxonomy):  # type: ignore[no-unt
         info["balance"] = report.to_dict()
         logger.info("training set balance:\n%s", report.to_markdown())
     if train_samples is not None and eval_samples is not None:
-        leaks = check_leakage({"train": train_samples, "eval": eval_samples})
+        leaks = check_leakage({"train": train_samples, "eval": eval_samples}, finder=duplicate_finder(cfg))
         info["leakage"] = leaks.summary()
         if not leaks.ok and not cfg.data.allow_leakage:
             raise ConfigurationError(
@@ -362,14 +376,25 @@ def build_trainer(cfg: TrainConfig, *, taxonomy: Taxonomy | None = None, train_d
         train_dataset, built_eval, info = build_datasets(cfg, tax)
         eval_dataset = eval_dataset if eval_dataset is not None else built_eval
     if scorer is None:
+        from .rewards.calibration import SimilarityCalibration
+
+        calibration = SimilarityCalibration.load(cfg.reward.calibration) if cfg.reward.calibration else None
         embedder = SentenceTransformerEmbedder(cfg.reward.embedding_model, device=cfg.reward.device,
-                                               batch_size=cfg.reward.batch_size)
+                                               batch_size=cfg.reward.batch_size, calibration=calibration)
         scorer = RewardScorer(tax, embedder)
     funcs = proguard_reward_functions(scorer, components=cfg.reward.components)
     args = build_grpo_args(cfg)
     model_path = resolve_model_path(cfg.model.path)
     if not Path(model_path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise ConfigurationError(f"model.path {model_path} does not exist (and the hub is offline)")
+    if cfg.smoke_answer_bias:
+        from transformers import AutoTokenizer
+
+        from .smoke import answer_sequence_bias
+
+        bias = answer_sequence_bias(AutoTokenizer.from_pretrained(model_path), tax, cfg.smoke_answer_bias)
+        extra = args.generation_kwargs if isinstance(args.generation_kwargs, dict) else {}
+        args.generation_kwargs = {**extra, "sequence_bias": bias}
     trainer = GRPOTrainer(
         model=model_path,
         reward_funcs=funcs,
@@ -379,7 +404,19 @@ def build_trainer(cfg: TrainConfig, *, taxonomy: Taxonomy | None = None, train_d
         peft_config=build_peft_config(cfg),
     )
     trainer._proguard_info = info  # type: ignore[attr-defined]
+    trainer._proguard_scorer = scorer  # type: ignore[attr-defined]
     return trainer
+
+
+def _calibration_record(scorer: Any) -> dict[str, Any] | None:
+    """The similarity calibration the reward used (recorded with the final model), if resolved."""
+    from .rewards.calibration import shipped
+
+    cal = getattr(scorer, "_calibration", None)
+    embedder = getattr(scorer, "embedder", None)
+    if cal is None and embedder is not None:
+        cal = shipped(getattr(embedder, "embedder_id", ""))  # known without loading the model
+    return cal.to_dict() if cal is not None else None
 
 
 def run(cfg: TrainConfig) -> RunResult:
@@ -402,7 +439,9 @@ def run(cfg: TrainConfig) -> RunResult:
         logger.warning("non-finite loss in the log history: %s", losses)
     final = None
     if cfg.save_final:
-        final = save_final(trainer, cfg, tax, {"train_seconds": round(elapsed, 2), **trainer._proguard_info})
+        extra = {"train_seconds": round(elapsed, 2), **trainer._proguard_info,
+                 "similarity_calibration": _calibration_record(trainer._proguard_scorer)}
+        final = save_final(trainer, cfg, tax, extra)
         logger.info("saved the final model to %s", final)
     return RunResult(out, final, trainer.state.global_step, metrics_path, list(trainer.state.log_history),
                      resumed_from=resume)

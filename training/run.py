@@ -20,6 +20,7 @@ Exit codes: 0 done, 2 configuration or data error (the message says what to chan
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import logging
@@ -84,6 +85,15 @@ def _export_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train=0.9,test=0.1", help="e.g. train=0.8,validation=0.1,test=0.1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=["trl", "verl", "both"], default="both")
+    dup = p.add_argument_group("leak-free splits (training.data.splits.DuplicateFinder)")
+    dup.add_argument("--near-threshold", type=float, default=0.6,
+                     help="character 5-gram Jaccard at which two texts are near-duplicates (default 0.6)")
+    dup.add_argument("--containment", type=float, default=0.9,
+                     help="share of one text's 5-grams inside another's that makes them near-duplicates (default 0.9)")
+    dup.add_argument("--template-span", type=int, default=3,
+                     help="words template variants may differ in, e.g. a name (default 3; 0 turns it off)")
+    dup.add_argument("--template-min-shared", type=float, default=0.7,
+                     help="share of the longer text's words template variants share (default 0.7)")
     return p
 
 
@@ -95,11 +105,17 @@ def export_main(argv: Sequence[str]) -> int:
 
     a = _export_parser().parse_args(list(argv))
     tax = Taxonomy.from_yaml(a.taxonomy) if a.taxonomy else Taxonomy.default()
+    from collections import Counter
+
     samples: list[Any] = []
+    dropped: Counter[str] = Counter()
+    unmapped: Counter[str] = Counter()
     for src in a.data:
         got = load_samples(src, a.mapping, taxonomy=tax)
         if got.skipped:
-            print(f"{src}: skipped {sum(got.skipped.values())} records: {dict(got.skipped)}", file=sys.stderr)
+            print(f"{src}: dropped {sum(got.skipped.values())} records: {dict(got.skipped)}", file=sys.stderr)
+        dropped.update(got.skipped)
+        unmapped.update(got.unmapped)
         samples.extend(got)
     if a.ood:
         samples = make_out_of_policy(samples, tax, fraction=a.ood, extra_holdout=a.extra_holdout, seed=a.seed)
@@ -107,11 +123,20 @@ def export_main(argv: Sequence[str]) -> int:
         fractions = {k: float(v) for k, v in (x.split("=") for x in a.split.split(","))}
     except ValueError as exc:
         raise ConfigurationError(f"--split {a.split!r}: expected name=fraction pairs") from exc
-    splits = split_samples(samples, fractions, seed=a.seed)
-    leaks = check_leakage(splits)
+    from .data.splits import DuplicateFinder
+
+    try:
+        finder = DuplicateFinder(threshold=a.near_threshold, containment=a.containment,
+                                 template_max_span=a.template_span, template_min_shared=a.template_min_shared,
+                                 seed=a.seed)
+    except ValueError as exc:
+        raise ConfigurationError(f"leak-check settings: {exc}") from exc
+    splits = split_samples(samples, fractions, seed=a.seed, finder=finder)
+    leaks = check_leakage(splits, finder=finder)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"leakage": leaks.summary(), "splits": {}}
+    summary: dict[str, Any] = {"leakage": leaks.summary(), "duplicate_finder": dataclasses.asdict(finder),
+                               "dropped": dict(dropped), "unmapped": dict(unmapped), "splits": {}}
     for name, part in splits.items():
         if not part:
             continue
@@ -121,7 +146,7 @@ def export_main(argv: Sequence[str]) -> int:
             write_verl_parquet(part, out / "verl" / f"{name}.parquet", tax, split=name)
         summary["splits"][name] = balance_report(part).to_dict()
     (out / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    print(balance_report(samples).to_markdown())
+    print(balance_report(samples, dropped=dropped, unmapped=unmapped).to_markdown())
     print(leaks.summary())
     print(f"wrote {out}")
     return 0

@@ -8,10 +8,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol import RenderedPrompt
+from ..protocol import RenderedPrompt, answer_end
 
 #: ProGuard's answer ends here; servers stop generating at it.
 STOP_SEQUENCES = ("</answer>",)
+
+
+def stop_end(text: str, stops: Sequence[str]) -> int | None:
+    """Where generated ``text`` ends under ``stops`` (just after the stop string), or None.
+
+    ``</answer>`` is the protocol's own stop and is reasoning-aware (``protocol.answer_end``):
+    one quoted inside the reasoning does not end the output. Other stop strings end it at their
+    first occurrence.
+    """
+    best: int | None = None
+    for stop in stops:
+        if stop == "</answer>":
+            end = answer_end(text)
+        else:
+            i = text.find(stop)
+            end = i + len(stop) if i >= 0 else None
+        if end is not None and (best is None or end < best):
+            best = end
+    return best
 
 
 @dataclass
@@ -35,6 +54,10 @@ class Backend(ABC):
     """
 
     name: str = "backend"
+    #: True when the backend keeps event-loop-bound state between calls (connection pools,
+    #: asyncio locks): sync calls then all run on the one background loop. False lets a sync
+    #: call run on the calling thread's own loop, without the thread hop.
+    loop_bound: bool = True
 
     @abstractmethod
     async def agenerate(self, prompt: RenderedPrompt) -> Generation:
@@ -58,4 +81,4 @@ class Backend(ABC):
         run_sync(self.aclose())
 
 
-__all__ = ["STOP_SEQUENCES", "Backend", "Generation"]
+__all__ = ["STOP_SEQUENCES", "Backend", "Generation", "stop_end"]

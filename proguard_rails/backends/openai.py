@@ -15,14 +15,23 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from ..errors import BackendError, BackendTimeoutError, BackendUnavailableError, ConfigurationError
-from ..protocol import RenderedPrompt
+from .._deadline import time_left
+from ..errors import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    ConfigurationError,
+    RequestRejectedError,
+    ResponseTooLargeError,
+)
+from ..protocol import RenderedPrompt, answer_end, escape_reasoning
 from ..settings import ProGuardSettings
 from .base import STOP_SEQUENCES, Backend, Generation
 
@@ -37,6 +46,69 @@ _TRANSIENT = (
     httpx.PoolTimeout,
 )
 _RETRY_STATUS = {429, 500, 502, 503, 504}  # 429: vLLM/proxies shed load; a later try can succeed
+# The endpoint refused the request itself (too long, malformed content): the input decides that.
+_REJECTED_STATUS = {400, 413, 422}
+
+
+class _BoundedBody:
+    """Collects a response body, decoding gzip/deflate itself so that no more than ``limit``
+    decoded bytes are ever held: a gzip bomb stops at the cap instead of inflating in memory."""
+
+    def __init__(self, encoding: str, limit: int, where: str) -> None:
+        self.limit = limit
+        self.where = where
+        self.size = 0
+        self.parts: list[bytes] = []
+        enc = encoding.strip().lower()
+        self._raw_deflate_retry = False
+        if enc in ("", "identity"):
+            self._d = None
+        elif enc in ("gzip", "x-gzip"):
+            self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif enc == "deflate":
+            self._d = zlib.decompressobj(zlib.MAX_WBITS)
+            self._raw_deflate_retry = True
+        else:
+            raise BackendError(f"{where} answered with an unsupported content-encoding {encoding!r}")
+
+    def _add(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise ResponseTooLargeError(
+                f"{self.where} sent a response body over max_response_bytes={self.limit:,} bytes (after "
+                "decompression); refused (setting PROGUARD_MAX_RESPONSE_BYTES)"
+            )
+        self.parts.append(data)
+
+    def feed(self, chunk: bytes) -> None:
+        if self._d is None:
+            self._add(chunk)
+            return
+        try:
+            data = self._d.decompress(chunk, self.limit - self.size + 1)
+            while True:
+                self._add(data)
+                tail = self._d.unconsumed_tail
+                if not tail:
+                    break
+                data = self._d.decompress(tail, self.limit - self.size + 1)
+        except zlib.error as exc:
+            if self._raw_deflate_retry and self.size == 0:  # "deflate" sent without the zlib header
+                self._raw_deflate_retry = False
+                self._d = zlib.decompressobj(-zlib.MAX_WBITS)
+                self.feed(chunk)
+                return
+            raise BackendError(f"{self.where} sent a corrupt compressed body: {exc}") from exc
+        self._raw_deflate_retry = False
+
+    def finish(self) -> bytes:
+        if self._d is not None:
+            self._add(self._d.flush())
+        return b"".join(self.parts)
+
+
+def _text(body: bytes, limit: int = 300) -> str:
+    return body[: limit * 4].decode("utf-8", "replace")[:limit]
 
 
 def normalize_base_url(url: str) -> str:
@@ -57,11 +129,14 @@ class CircuitBreaker:
     (within their own deadline); a success closes the breaker and lets them go, a failure
     re-opens it and they fail fast. A probe that never reports back (its
     check was cancelled) expires after ``cooldown`` seconds so the breaker cannot stick.
+
+    ``clock`` (seconds, monotonic) is injectable so tests drive the cooldown without sleeping.
     """
 
-    def __init__(self, threshold: int, cooldown: float) -> None:
+    def __init__(self, threshold: int, cooldown: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
+        self.clock = clock
         self._failures = 0
         self._open_until = 0.0
         self._probe_since: float | None = None
@@ -72,7 +147,7 @@ class CircuitBreaker:
 
     @property
     def is_open(self) -> bool:
-        return time.monotonic() < self._open_until
+        return self.clock() < self._open_until
 
     def _reject(self, why: str) -> None:
         self.rejected_count += 1
@@ -83,7 +158,7 @@ class CircuitBreaker:
     def admit(self) -> bool:
         """True: send the request. False: a probe is out, wait and ask again. Raises while open."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if now < self._open_until:
                 self._reject(f"failing fast for another {self._open_until - now:.1f}s")
             if self._failures >= self.threshold:  # half-open
@@ -112,7 +187,7 @@ class CircuitBreaker:
             if self._failures >= self.threshold:
                 if not self.is_open:
                     self.opened_count += 1
-                self._open_until = time.monotonic() + self.cooldown
+                self._open_until = self.clock() + self.cooldown
 
 
 _CONNECTIONS_PER_POOL = 16
@@ -134,19 +209,37 @@ class _ClientShards:
         self.clients: list[httpx.AsyncClient] = [make(per) for _ in range(n)]
         self.busy = [0] * n
 
-    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, method: str, url: str, *, limit: int, where: str, **kwargs: Any) -> tuple[
+        httpx.Response, bytes
+    ]:
+        """Send a request and read its body, decoded, up to ``limit`` bytes (``ResponseTooLargeError``)."""
         i = min(range(len(self.busy)), key=self.busy.__getitem__)
         self.busy[i] += 1
         try:
-            return await self.clients[i].request(method, url, **kwargs)
+            client = self.clients[i]
+            resp = await client.send(client.build_request(method, url, **kwargs), stream=True)
+            try:
+                declared = resp.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit and not resp.headers.get("content-encoding"):
+                    raise ResponseTooLargeError(
+                        f"{where} announced a {int(declared):,}-byte body, over max_response_bytes={limit:,}"
+                    )
+                try:
+                    ready: bytes | None = resp.content  # an in-memory transport hands over a read body
+                except httpx.ResponseNotRead:
+                    ready = None
+                if ready is not None:
+                    body = _BoundedBody("", limit, where)
+                    body.feed(ready)
+                    return resp, body.finish()
+                body = _BoundedBody(resp.headers.get("content-encoding", ""), limit, where)
+                async for chunk in resp.aiter_raw():
+                    body.feed(chunk)
+                return resp, body.finish()
+            finally:
+                await resp.aclose()
         finally:
             self.busy[i] -= 1
-
-    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self._call("GET", url, **kwargs)
-
-    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self._call("POST", url, **kwargs)
 
     async def aclose(self) -> None:
         for c in self.clients:
@@ -192,6 +285,10 @@ class OpenAIBackend(Backend):
         self.stop = STOP_SEQUENCES
         self.send_stop = s.send_stop if send_stop is None else bool(send_stop)
         self.breaker = CircuitBreaker(s.circuit_breaker_failures, s.circuit_breaker_cooldown)
+        self.max_response_bytes = int(s.max_response_bytes)
+        # Proxy variables (HTTP_PROXY, ALL_PROXY...) are not used unless asked: judged content goes to
+        # base_url only, even when the environment names a proxy for other traffic.
+        self.proxy_from_env = bool(s.proxy_from_env)
         self._transport = transport
         # one client and semaphore per event loop: httpx pools and asyncio primitives are loop-bound
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[_ClientShards, asyncio.Semaphore]] = (
@@ -212,14 +309,22 @@ class OpenAIBackend(Backend):
         st = self._per_loop.get(loop)
         if st is None:
             headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            headers["Accept-Encoding"] = "gzip, deflate"  # the encodings _BoundedBody decodes
 
             def make(connections: int) -> httpx.AsyncClient:
+                limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+                transport = self._transport
+                if transport is None and not self.proxy_from_env:
+                    # An explicit transport keeps httpx from mounting the environment's proxies, while
+                    # SSL_CERT_FILE/SSL_CERT_DIR still apply to TLS.
+                    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=True)
                 return httpx.AsyncClient(
                     base_url=self.base_url,
                     headers=headers,
                     timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                    limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-                    transport=self._transport,
+                    limits=limits,
+                    transport=transport,
+                    trust_env=self.proxy_from_env,
                 )
 
             st = (_ClientShards(make, self.max_concurrency), asyncio.Semaphore(self.max_concurrency))
@@ -242,10 +347,13 @@ class OpenAIBackend(Backend):
                 return self.model
             client, _ = self._state()
             try:
-                resp = await asyncio.wait_for(client.get("/models"), timeout=self.timeout)
+                resp, raw = await asyncio.wait_for(
+                    client.request("GET", "/models", limit=self.max_response_bytes, where=self.base_url),
+                    timeout=time_left(self.timeout),
+                )
                 resp.raise_for_status()
-                data = resp.json().get("data") or []
-            except (httpx.HTTPError, ValueError, asyncio.TimeoutError) as exc:
+                data = json.loads(raw).get("data") or []
+            except (httpx.HTTPError, ValueError, AttributeError, BackendError, asyncio.TimeoutError) as exc:
                 raise BackendUnavailableError(
                     f"could not discover the model at {self.base_url}/models ({type(exc).__name__}: {exc}); "
                     "set model= or PROGUARD_MODEL"
@@ -259,10 +367,11 @@ class OpenAIBackend(Backend):
     async def agenerate(self, prompt: RenderedPrompt) -> Generation:
         start = time.monotonic()
         at_endpoint = [False]  # was a request in flight when the deadline hit?
+        budget = time_left(self.timeout)  # what is left of the check's deadline, if one is set
         try:
-            return await asyncio.wait_for(
-                self._generate_with_retries(prompt, start, at_endpoint), timeout=self.timeout
-            )
+            if budget <= 0:
+                raise asyncio.TimeoutError
+            return await asyncio.wait_for(self._generate_with_retries(prompt, start, at_endpoint), timeout=budget)
         except asyncio.TimeoutError as exc:
             # Time spent queued behind this client's own concurrency limit (a burst of checks)
             # says nothing about the endpoint: only a request that was out counts against it.
@@ -296,7 +405,9 @@ class OpenAIBackend(Backend):
                 try:
                     self.requests_sent += 1
                     at_endpoint[0] = True
-                    resp = await client.post("/chat/completions", json=body)
+                    resp, raw = await client.request(
+                        "POST", "/chat/completions", limit=self.max_response_bytes, where=self.base_url, json=body
+                    )
                     at_endpoint[0] = False
                 except _TRANSIENT as exc:
                     at_endpoint[0] = False
@@ -310,37 +421,50 @@ class OpenAIBackend(Backend):
                     at_endpoint[0] = False
                     self.breaker.failure()
                     raise BackendTimeoutError(f"{self.base_url} timed out: {type(exc).__name__}") from exc
+                except ResponseTooLargeError:
+                    at_endpoint[0] = False
+                    self.breaker.failure()
+                    raise
                 else:
                     if resp.status_code in _RETRY_STATUS:
                         self.breaker.failure()
                         err = BackendError(
-                            f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}",
+                            f"{self.base_url} answered HTTP {resp.status_code}: {_text(raw)}",
                             status_code=resp.status_code,
-                            body=resp.text[:2000],
+                            body=_text(raw, 2000),
                         )
                         if attempt >= self.max_retries:
                             raise err
+                    elif resp.status_code in _REJECTED_STATUS:
+                        # The endpoint refused this input (too long, malformed content): an input error,
+                        # which blocks under both fail modes. Retrying the same input cannot help.
+                        self.breaker.success()
+                        raise RequestRejectedError(
+                            f"{self.base_url} refused the request with HTTP {resp.status_code}: {_text(raw, 500)}",
+                            status_code=resp.status_code,
+                            body=_text(raw, 2000),
+                        )
                     elif resp.status_code >= 400:
-                        # 4xx: our request or the configuration is wrong; retrying cannot help
+                        # other 4xx: the configuration is wrong (key, model name, URL); retrying cannot help
                         self.breaker.success()
                         raise BackendError(
-                            f"{self.base_url} rejected the request with HTTP {resp.status_code}: {resp.text[:500]}",
+                            f"{self.base_url} rejected the request with HTTP {resp.status_code}: {_text(raw, 500)}",
                             status_code=resp.status_code,
-                            body=resp.text[:2000],
+                            body=_text(raw, 2000),
                         )
                     else:
                         self.breaker.success()
-                        return self._parse_body(resp, model, start)
+                        return self._parse_body(resp, raw, model, start)
                 attempt += 1
                 self.retries += 1
                 await asyncio.sleep(self.retry_backoff * (2 ** (attempt - 1)))
 
-    def _parse_body(self, resp: httpx.Response, model: str, start: float) -> Generation:
+    def _parse_body(self, resp: httpx.Response, raw: bytes, model: str, start: float) -> Generation:
         try:
-            data = resp.json()
-        except (json.JSONDecodeError, ValueError) as exc:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, ValueError, RecursionError) as exc:
             raise BackendError(
-                f"{self.base_url} returned a non-JSON body: {resp.text[:200]!r}", status_code=resp.status_code
+                f"{self.base_url} returned a non-JSON body: {_text(raw, 200)!r}", status_code=resp.status_code
             ) from exc
         try:
             choice = data["choices"][0]
@@ -348,23 +472,41 @@ class OpenAIBackend(Backend):
             content = message.get("content")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendError(f"{self.base_url} returned JSON without choices[0].message.content: {str(data)[:300]}") from exc
-        if isinstance(content, list):  # some servers return content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        reasoning_parts: list[str] = []
+        if isinstance(content, list):  # some servers return content parts; reasoning parts are not the answer
+            texts = []
+            for p in content:
+                if not isinstance(p, dict):
+                    continue
+                text = p.get("text") if isinstance(p.get("text"), str) else p.get("reasoning")
+                if not isinstance(text, str):
+                    continue
+                if str(p.get("type", "text")) in ("reasoning", "thinking", "reasoning_text"):
+                    reasoning_parts.append(text)
+                else:
+                    texts.append(text)
+            content = "".join(texts)
         if content is None:
             content = ""
         if not isinstance(content, str):
             raise BackendError(f"{self.base_url} returned a non-text message content: {content!r:.200}")
         # Servers with a reasoning parser (vLLM --reasoning-parser, transformers serve for Qwen)
         # move <think>...</think> out of `content`; put it back so the verdict keeps the reasoning.
-        reasoning = message.get("reasoning_content") or message.get("reasoning")
-        if isinstance(reasoning, str) and reasoning.strip() and "<think" not in content.lower():
-            content = f"<think>\n{reasoning.strip()}\n</think>\n{content.lstrip()}"
+        # That field is reasoning through and through: its own tags are made inert, so a draft
+        # answer quoted there is never read as the verdict, which comes from `content` alone.
+        field = message.get("reasoning_content") or message.get("reasoning")
+        if isinstance(field, str):
+            reasoning_parts.insert(0, field)
+        reasoning = "\n".join(r.strip() for r in reasoning_parts if r.strip())
+        if reasoning:
+            content = f"<think>\n{escape_reasoning(reasoning)}\n</think>\n{content.lstrip()}"
         if not content.strip():
             raise BackendError(f"{self.base_url} returned an empty answer (finish_reason={choice.get('finish_reason')})")
-        for stop in self.stop:  # the server may not have applied the stop sequence
-            cut = content.find(stop)
-            if cut != -1:
-                content = content[:cut]
+        # The server may not have applied the stop sequence: end the text after the first </answer>
+        # that follows the closed reasoning (never at one quoted inside it).
+        end = answer_end(content, include_closer=False)  # as a server drops the stop string
+        if end is not None:
+            content = content[:end]
         return Generation(
             text=content,
             latency_s=time.monotonic() - start,
@@ -374,6 +516,11 @@ class OpenAIBackend(Backend):
         )
 
     async def agenerate_batch(self, prompts: Sequence[RenderedPrompt]) -> list[Generation | BaseException]:
+        if len(prompts) == 1:  # a single check (acheck): awaited directly, no task for a gather
+            try:
+                return [await self.agenerate(prompts[0])]
+            except Exception as exc:  # as gather(return_exceptions=True); cancellation propagates
+                return [exc]
         return await super().agenerate_batch(prompts)
 
 

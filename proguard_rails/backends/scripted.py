@@ -34,6 +34,7 @@ class ScriptedBackend(Backend):
     """
 
     name = "scripted"
+    loop_bound = False  # in-process, no loop-bound state: sync checks skip the thread hop
 
     def __init__(
         self,

@@ -9,8 +9,9 @@ Three things make this fast enough to put in front of every LLM call:
   concurrent ``agenerate`` calls (from any thread or event loop) are coalesced into batches.
   Event loops only await futures; they never block on the model.
 * **Prompt-prefix reuse.** ProGuard's system prompt (the policy, ~1.5k tokens) is the same for
-  every check of a modality. Its key/value cache is computed once per (model, system prompt) and
-  copied into each batch, so a check prefills only its own conversation. The conversation part
+  every check of a modality. Its key/value cache and token ids are computed once per (model,
+  system prompt: template and policy) and copied into each batch, so a check tokenizes and
+  prefills only its own conversation. The conversation part
   is left-padded *after* the prefix (``[prefix | pad | conversation]``), padding is masked out and
   M-RoPE positions are computed as if the padding were absent, so greedy outputs match plain
   ``generate`` token for token (tested in float32; in bf16 the two differ only by kernel rounding,
@@ -39,7 +40,7 @@ from typing import Any
 from ..errors import BackendError, BackendTimeoutError, ConfigurationError, MissingDependencyError
 from ..protocol import RenderedPrompt
 from ..settings import ProGuardSettings
-from .base import STOP_SEQUENCES, Backend, Generation
+from .base import STOP_SEQUENCES, Backend, Generation, stop_end
 
 logger = logging.getLogger("proguard_rails.backends.transformers")
 
@@ -320,6 +321,12 @@ class GenParams:
 class _Prefix:
     ids: list[int]
     kv: list[tuple[Any, Any]]  # per layer (keys, values), batch 1, never mutated
+    #: the system turn as the chat template renders it (every full prompt text starts with it)
+    text: str = ""
+    #: the special token every conversation part starts with, when a conversation part tokenizes
+    #: alone exactly as it does inside the whole prompt (checked when the prefix is built); None:
+    #: tokenize whole prompts and compare their first tokens with ``ids``
+    boundary: str | None = None
 
 
 @dataclasses.dataclass
@@ -412,7 +419,8 @@ class SharedModel:
         self._prefixes: collections.OrderedDict[str, _Prefix | None] = collections.OrderedDict()
         self._prefix_cache_size = max(1, prefix_cache_size)
         self.stats = {"prefix_builds": 0, "prefix_hits": 0, "prefix_fallbacks": 0, "reuse_batches": 0,
-                      "generate_batches": 0, "prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
+                      "generate_batches": 0, "conversation_only_encodes": 0, "prompt_tokens": 0,
+                      "cached_tokens": 0, "completion_tokens": 0}
         self.worker = BatchWorker(self._run_items, name=f"proguard-transformers:{os.path.basename(path)}")
 
     # --- setup -------------------------------------------------------------------------------
@@ -443,11 +451,33 @@ class SharedModel:
         content.append({"type": "text", "text": prompt.user_text})
         return [{"role": "system", "content": prompt.system}, {"role": "user", "content": content}]
 
+    def _chat_text(self, prompt: RenderedPrompt) -> str:
+        return str(self.processor.apply_chat_template(self.chat_messages(prompt), tokenize=False,
+                                                      add_generation_prompt=True))
+
     def _encode(self, prompts: Sequence[RenderedPrompt], params: GenParams) -> Any:
-        texts = [
-            self.processor.apply_chat_template(self.chat_messages(p), tokenize=False, add_generation_prompt=True)
-            for p in prompts
-        ]
+        return self._process([self._chat_text(p) for p in prompts], prompts, params)
+
+    def _encode_after_prefix(self, prompts: Sequence[RenderedPrompt], params: GenParams, prefix: _Prefix) -> Any:
+        """Tokenize only the conversation parts (what follows the system turn), or None.
+
+        The processor splits its input at added special tokens before anything else and tokenizes
+        the pieces independently, so a conversation part that starts with one (``<|im_start|>``,
+        which does not absorb the whitespace before it) gets the same ids alone as inside the
+        whole prompt: the whole prompt's ids are ``prefix.ids`` + these. ``_prefix_for`` checked
+        that on a probe; here each prompt must render as the system turn followed by such a part.
+        """
+        if prefix.boundary is None:
+            return None
+        parts = []
+        for p in prompts:
+            text = self._chat_text(p)
+            if not text.startswith(prefix.text) or not text.startswith(prefix.boundary, len(prefix.text)):
+                return None
+            parts.append(text[len(prefix.text):])
+        return self._process(parts, prompts, params)
+
+    def _process(self, texts: list[str], prompts: Sequence[RenderedPrompt], params: GenParams) -> Any:
         images = [img.to_pil() for p in prompts for img in p.images]
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
         if images:
@@ -492,13 +522,45 @@ class SharedModel:
 
     def _finish(self, token_ids: list[int], params: GenParams) -> tuple[str, str]:
         text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
-        for stop in params.stop:
-            idx = text.find(stop)
-            if idx >= 0:
-                return text[: idx + len(stop)], "stop"  # keep the stop string; the parser accepts both
+        if params.stop:
+            # The answer ends at the first </answer> after the reasoning closed, never at one quoted
+            # inside the reasoning (that would let a draft answer stand in for the verdict).
+            end = stop_end(text, params.stop)
+            if end is not None:
+                return text[:end], "stop"  # keep the stop string; the parser accepts both
         if token_ids and token_ids[-1] in self.eos_ids:
             return text, "stop"
         return text, "length"
+
+    def _stop_reached(self, token_ids: list[int], stops: tuple[str, ...]) -> bool:
+        """Whether generation can stop: a stop string just appeared (cheap check on the last tokens)
+        and the text so far holds an answer after the closed reasoning (full check, rarely run)."""
+        tail = self.tokenizer.decode(token_ids[-_STOP_WINDOW_TOKENS:], skip_special_tokens=False)
+        if not any(s in tail for s in stops):
+            return False
+        return stop_end(self.tokenizer.decode(token_ids, skip_special_tokens=True), stops) is not None
+
+    def _stopping_criteria(self, params: GenParams) -> Any:
+        """``transformers`` stopping criteria with ``_stop_reached`` (its own ``stop_strings`` would
+        stop at the first ``</answer>``, inside the reasoning too)."""
+        if not params.stop:
+            return None
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        backend = self
+        torch = self.torch
+
+        class _AnswerStop(StoppingCriteria):  # type: ignore[misc]
+            prompt_len: int | None = None
+
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                if self.prompt_len is None:
+                    self.prompt_len = int(input_ids.shape[1]) - 1  # first call: one token generated
+                rows = input_ids[:, self.prompt_len :].tolist()
+                done = [backend._stop_reached(row, params.stop) for row in rows]
+                return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+        return StoppingCriteriaList([_AnswerStop()])
 
     # --- plain path: transformers generate ---------------------------------------------------
     def generate_kwargs(self, params: GenParams) -> dict[str, Any]:
@@ -514,8 +576,7 @@ class SharedModel:
             "max_new_tokens": params.max_new_tokens,
             "eos_token_id": sorted(self.eos_ids),
             "pad_token_id": self.pad_id,
-            "stop_strings": list(params.stop) or None,
-            "tokenizer": self.tokenizer,
+            "stopping_criteria": self._stopping_criteria(params),
         }
 
     def _generate_plain(self, prompts: Sequence[RenderedPrompt], params: GenParams) -> list[
@@ -555,7 +616,8 @@ class SharedModel:
         prefix: _Prefix | None = None
         layers = getattr(cache, "layers", None)
         if layers and all(type(layer).__name__ == "DynamicLayer" for layer in layers):
-            prefix = _Prefix(ids=ids[0].tolist(), kv=[(layer.keys, layer.values) for layer in layers])
+            prefix = _Prefix(ids=ids[0].tolist(), kv=[(layer.keys, layer.values) for layer in layers], text=text)
+            prefix.boundary = self._conversation_boundary(system, prefix)
         else:  # sliding-window / linear-attention caches cannot be extended by plain concatenation
             logger.info("prefix reuse disabled for %s: cache layers %s", self.path,
                         sorted({type(layer).__name__ for layer in layers or []}))
@@ -564,6 +626,27 @@ class SharedModel:
         while len(self._prefixes) > self._prefix_cache_size:
             self._prefixes.popitem(last=False)
         return prefix
+
+    def _conversation_boundary(self, system: str, prefix: _Prefix) -> str | None:
+        """The added token that starts every conversation part, if conversation parts can be
+        tokenized alone (see ``_encode_after_prefix``); checked on a probe prompt, else None."""
+        from ..inputs import Modality
+
+        probe = RenderedPrompt(Modality.TEXT, system, "Probe: caf\u00e9  \u00e9\u0301 text\n<|im_end|> end", ())
+        whole = self._chat_text(probe)
+        if not whole.startswith(prefix.text):
+            return None
+        part = whole[len(prefix.text):]
+        added = {t.content: t for t in getattr(self.tokenizer, "added_tokens_decoder", {}).values()}
+        boundary = next((t for t in sorted(added, key=len, reverse=True) if part.startswith(t)), None)
+        if boundary is None or getattr(added[boundary], "lstrip", True):
+            return None
+        ids = self.processor(text=[whole])["input_ids"][0]
+        alone = self.processor(text=[part])["input_ids"][0]
+        if list(ids) != prefix.ids + list(alone):
+            logger.info("conversation parts of %s do not tokenize alone; tokenizing whole prompts", self.path)
+            return None
+        return boundary
 
     def _new_cache(self, kv: list[tuple[Any, Any]] | None = None, batch: int = 1, capacity: int = 0) -> Any:
         """An empty cache, or the stored prefix copied for ``batch`` rows into buffers with room
@@ -607,8 +690,14 @@ class SharedModel:
         prefix = self._prefix_for(systems.pop())
         if prefix is None:
             return None
-        enc = self._encode(prompts, params)
         n_prefix = len(prefix.ids)
+        # The system turn's ids are cached: tokenize only the conversations where that is exact.
+        enc = self._encode_after_prefix(prompts, params, prefix)
+        skip = 0
+        if enc is None:
+            enc, skip = self._encode(prompts, params), n_prefix
+        else:
+            self.stats["conversation_only_encodes"] += 1
         prefix_t = torch.tensor(prefix.ids)
         ids_rows, type_rows = [], []
         has_types = "mm_token_type_ids" in enc
@@ -617,15 +706,16 @@ class SharedModel:
         for i in range(len(prompts)):
             keep = enc["attention_mask"][i].bool()
             row = enc["input_ids"][i][keep]
-            # The system turn must tokenize identically alone and inside the full prompt, and the
-            # conversation must add at least one token; otherwise reuse would change the input.
-            if row.shape[0] <= n_prefix or not torch.equal(row[:n_prefix], prefix_t):
+            # Whole prompts: the system turn must tokenize identically alone and inside the full
+            # prompt, and the conversation must add at least one token; otherwise reuse would
+            # change the input.
+            if row.shape[0] <= skip or (skip and not torch.equal(row[:skip], prefix_t)):
                 self.stats["prefix_fallbacks"] += 1
                 logger.debug("prefix mismatch for %s; generating without reuse", self.path)
                 return None
-            ids_rows.append(row[n_prefix:])
+            ids_rows.append(row[skip:])
             if has_types:
-                type_rows.append(enc["mm_token_type_ids"][i][keep][n_prefix:])
+                type_rows.append(enc["mm_token_type_ids"][i][keep][skip:])
         batch = len(prompts)
         width = max(r.shape[0] for r in ids_rows)
         suffix_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
@@ -668,7 +758,7 @@ class SharedModel:
         )
 
     def _greedy_loop(self, logits: Any, cache: Any, mask: Any, next_pos: Any, params: GenParams) -> list[list[int]]:
-        """Argmax decoding; each row stops at an EOS token or once its text contains a stop string."""
+        """Argmax decoding; each row stops at an EOS token or once its answer is complete (``_stop_reached``)."""
         torch = self.torch
         batch = logits.shape[0]
         generated: list[list[int]] = [[] for _ in range(batch)]
@@ -682,10 +772,8 @@ class SharedModel:
                 generated[i].append(tok)
                 if tok in self.eos_ids:
                     done[i] = True
-                elif stops:
-                    tail = self.tokenizer.decode(generated[i][-_STOP_WINDOW_TOKENS:], skip_special_tokens=False)
-                    if any(s in tail for s in stops):
-                        done[i] = True
+                elif stops and self._stop_reached(generated[i], stops):
+                    done[i] = True
             if all(done) or step == params.max_new_tokens - 1:
                 break
             feed = torch.tensor([[self.pad_id if done[i] else generated[i][-1]] for i in range(batch)],
@@ -775,6 +863,7 @@ class WorkerBackend(Backend):
     _shared: Any
     _finalizer: Any
     _closed: bool = False
+    loop_bound = False  # results come back as thread-safe futures, awaitable from any loop
     timeout: float | None = None
 
     def submit(self, prompts: Sequence[RenderedPrompt]) -> list[concurrent.futures.Future[Generation]]:

@@ -5,7 +5,8 @@ with the policy is computed once and shared by every request that starts with it
 adds what the guard needs around it: one engine per checkpoint shared by every guard in the
 process (an engine reserves most of the GPU's memory, so a second copy would not even fit), one
 worker thread that owns the engine and coalesces concurrent calls into ``LLM.chat`` batches, and
-greedy decoding that stops at ``</answer>``. Event loops only await futures.
+greedy decoding that stops at the ``</answer>`` after the reasoning (an output stopped at one
+quoted inside the reasoning is continued). Event loops only await futures.
 
 ``vllm`` is imported when a backend is built (``pip install 'proguard-rails[vllm]'``); it needs a
 supported GPU. For a separate server, run ``vllm serve`` and use ``OpenAIBackend`` instead.
@@ -26,12 +27,14 @@ from typing import Any
 from ..errors import BackendError, ConfigurationError, MissingDependencyError
 from ..protocol import RenderedPrompt
 from ..settings import ProGuardSettings
-from .base import STOP_SEQUENCES, Generation
+from .base import STOP_SEQUENCES, Generation, stop_end
 from .transformers_local import BatchWorker, SharedRegistry, WorkerBackend, WorkItem
 
 logger = logging.getLogger("proguard_rails.backends.vllm")
 
 _ENGINES = SharedRegistry()
+#: At most this many continuations after stops inside the reasoning (each one also spends tokens).
+_MAX_CONTINUATIONS = 8
 
 
 def _import_vllm() -> Any:
@@ -105,7 +108,49 @@ class SharedEngine:
                 self.stats[k] += usage[k]
             results.append(Generation(text=first.text, latency_s=elapsed, model=name,
                                       finish_reason=getattr(first, "finish_reason", None), usage=usage))
+        self._continue_cut_reasoning(items, results, params)
         return results
+
+    def _continue_cut_reasoning(self, items: Sequence[WorkItem], results: list[Generation | BaseException],
+                                params: VLLMParams) -> None:
+        """vLLM stops at the first ``</answer>``, also one the model quotes inside its reasoning; such an
+        output holds no final answer yet. Those generations continue from where they stopped (the
+        partial text as the assistant's message), within ``max_tokens``, until the answer after the
+        closed reasoning ends or the budget is spent (then the parser reports an unreadable answer)."""
+        for _ in range(_MAX_CONTINUATIONS):
+            pending = [
+                k for k, r in enumerate(results)
+                if isinstance(r, Generation) and r.finish_reason == "stop"
+                and any(r.text.endswith(stop) for stop in params.stop) and stop_end(r.text, params.stop) is None
+                and r.usage.get("completion_tokens", 0) < params.max_tokens
+            ]
+            if not pending:
+                return
+            convs, sps = [], []
+            for k in pending:
+                gen = results[k]
+                assert isinstance(gen, Generation)
+                convs.append(items[k].prompt.to_messages() + [{"role": "assistant", "content": gen.text}])
+                left = params.max_tokens - int(gen.usage.get("completion_tokens", 0))
+                sps.append(self.sampling_params(dataclasses.replace(params, max_tokens=left)))
+            self.stats["chat_calls"] += 1
+            outputs = self.llm.chat(convs, sps, use_tqdm=False, add_generation_prompt=False,
+                                    continue_final_message=True)
+            if len(outputs) != len(pending):
+                raise BackendError(f"vLLM returned {len(outputs)} outputs for {len(pending)} continuations")
+            for k, out in zip(pending, outputs, strict=True):
+                gen = results[k]
+                assert isinstance(gen, Generation)
+                completions = getattr(out, "outputs", None) or []
+                if not completions:
+                    results[k] = BackendError("vLLM returned no completion for a continuation")
+                    continue
+                more = completions[0]
+                n = len(getattr(more, "token_ids", None) or [])
+                self.stats["completion_tokens"] += n
+                gen.text += more.text
+                gen.usage["completion_tokens"] = int(gen.usage.get("completion_tokens", 0)) + n
+                gen.finish_reason = getattr(more, "finish_reason", None)
 
     def close(self) -> None:
         self.worker.close()

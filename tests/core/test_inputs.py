@@ -46,8 +46,11 @@ def test_messages_fold_history_and_response():
     assert r.agent_text == "second answer"
     assert r.user_text.endswith("second question")
     assert "first question" in r.user_text and "first answer" in r.user_text
-    assert "You are helpful." not in r.user_text  # the app's system prompt is not judged...
-    assert r.metadata["system_messages_not_judged"] == 1  # ...and the request says so
+    assert "[system instructions]\nYou are helpful." in r.user_text  # system messages are judged too...
+    assert r.not_judged == ()
+    skipped = normalize(msgs, settings=ProGuardSettings(system_messages="skip"))
+    assert "You are helpful." not in skipped.user_text  # ...unless skipped, and then the request says so
+    assert skipped.not_judged == ("message 0: system message (system_messages='skip')",)
 
 
 def test_messages_with_image_parts():

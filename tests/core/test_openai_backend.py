@@ -22,6 +22,7 @@ from proguard_rails import (
 from proguard_rails.backends.openai import normalize_base_url
 from proguard_rails.inputs import build_request
 from proguard_rails.protocol import format_answer, render
+from tests.helpers import ManualClock
 
 ANSWER = format_answer("text", "unsafe", "safe", "C8S1")
 CUT = ANSWER.split("</answer>")[0]  # the text is cut at the stop sequence, as servers do
@@ -167,41 +168,43 @@ async def test_empty_answer_is_an_error():
 
 
 def test_circuit_breaker_half_open_lets_one_probe_through():
-    import time as _time
-
     from proguard_rails.backends.openai import CircuitBreaker
 
-    b = CircuitBreaker(threshold=2, cooldown=0.05)
+    clock = ManualClock()
+    b = CircuitBreaker(threshold=2, cooldown=5.0, clock=clock)
     b.failure()
     b.failure()
     with pytest.raises(BackendUnavailableError, match="failing fast"):
         b.check()
-    _time.sleep(0.06)
+    clock.advance(4.99)
+    with pytest.raises(BackendUnavailableError, match="failing fast"):
+        b.check()  # still inside the cooldown
+    clock.advance(0.02)
     assert b.admit()  # the probe
     assert not b.admit()  # others wait while the probe is out
     with pytest.raises(BackendUnavailableError, match="probe"):
         b.check()  # a caller that cannot wait is rejected
-    b.failure()  # the probe failed: open again
+    b.failure()  # the probe failed: open again, for a full cooldown from now
     with pytest.raises(BackendUnavailableError, match="failing fast"):
         b.check()
-    _time.sleep(0.06)
+    clock.advance(5.01)
     b.check()
     b.success()  # the probe succeeded: closed
     b.check()
     b.check()
-    assert b.probes == 2
+    assert b.probes == 2 and not b.is_open
 
 
 def test_circuit_breaker_probe_that_never_reports_expires():
-    import time as _time
-
     from proguard_rails.backends.openai import CircuitBreaker
 
-    b = CircuitBreaker(threshold=1, cooldown=0.05)
+    clock = ManualClock()
+    b = CircuitBreaker(threshold=1, cooldown=5.0, clock=clock)
     b.failure()
-    _time.sleep(0.06)
+    clock.advance(5.01)
     b.check()  # a probe whose check is then cancelled: no success or failure
-    assert not b.admit()
-    _time.sleep(0.12)  # probes expire after max(cooldown, 0.1 s)
+    clock.advance(4.9)
+    assert not b.admit()  # the probe is still out
+    clock.advance(0.2)  # probes expire after the cooldown
     b.check()  # another probe is allowed, the breaker does not stick
     assert b.probes == 2

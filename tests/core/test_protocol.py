@@ -1,4 +1,5 @@
 import json
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -17,18 +18,30 @@ from proguard_rails.protocol import (
 )
 from tests.helpers import png_bytes
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "proguard_prompts.json"
+#: Verbatim copies of the released reference files (never the shipped ones): see its README.
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference"
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict:
-    # The shipped copy must equal the shared reference; compare against the shared one when present.
-    shipped = released_prompts()
-    if SHARED.exists():
-        ref = json.loads(SHARED.read_text(encoding="utf-8"))
-        assert ref == shipped
-        return ref
-    return shipped
+    return json.loads((REFERENCE / "proguard_prompts.json").read_text(encoding="utf-8"))
+
+
+def test_shipped_prompt_file_equals_the_released_reference(reference):
+    assert released_prompts() == reference
+    for key, text in reference.items():
+        assert released_prompts()[key].encode("utf-8") == text.encode("utf-8"), key
+
+
+def test_shipped_taxonomy_equals_the_released_reference():
+    import yaml
+
+    ref_text = (REFERENCE / "proguard_taxonomy.yaml").read_text(encoding="utf-8")
+    shipped = resources.files("proguard_rails").joinpath("data/proguard_taxonomy.yaml").read_text(encoding="utf-8")
+    assert yaml.safe_load(shipped) == yaml.safe_load(ref_text)
+    # the default policy keeps the released ids, names and synonym bank
+    ref, default = Taxonomy.from_yaml(ref_text), Taxonomy.default()
+    assert default.ids() == ref.ids() and default.synonym_bank() == ref.synonym_bank()
 
 
 @pytest.mark.parametrize(

@@ -120,6 +120,9 @@ def test_scripted_scan_parquet_in_and_out_resumable(tmp_path):
     table = pq.read_table(out)
     assert table.column("id").to_pylist() == [f"u{i}" for i in range(6)]
     assert table.schema.field("out_of_policy").type == pa.bool_()
+    rows = table.to_pylist()  # the out-of-policy name survives the parquet output
+    assert rows[4]["out_of_policy"] is True and rows[4]["description"] == "Deepfake voice cloning"
+    assert rows[4]["decision"] == "block" and rows[4]["category"] is None
     assert not (tmp_path / "out.parquet.partial.jsonl").exists()
 
 

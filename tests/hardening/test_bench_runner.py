@@ -64,3 +64,56 @@ def test_client_rows_from_a_result_shape(runner):
     rows = runner.headline_rows("client", result)
     assert rows[0]["ratio"] == 12.0 and rows[0]["baseline"] == 10.0
     assert "decisions 2000/2000" in rows[1]["note"]
+
+
+def test_client_rows_compare_with_the_async_baselines_at_the_same_concurrency(runner):
+    result = {"endpoint": "fake", "modes": {
+        "sequential_released": {"checks_per_s": 10.0, "ratio": 1.0, "client": "openai sync client"},
+        "openai_c16": {"checks_per_s": 100.0, "client_cpu_ms_per_check": 3.0, "rounds": 3},
+        "httpx_c16": {"checks_per_s": 150.0, "client_cpu_ms_per_check": 1.5, "rounds": 3},
+        "concurrent_c16": {"checks_per_s": 200.0, "ratio": 20.0, "ratio_vs_openai": 2.0, "ratio_vs_httpx": 1.33,
+                           "client_cpu_ms_per_check": 1.2}}}
+    rows = {r["figure"]: r for r in runner.headline_rows("client", result)}
+    vs_openai = rows["ProGuard.acheck vs AsyncOpenAI, 16 in flight"]
+    assert (vs_openai["value"], vs_openai["baseline"], vs_openai["ratio"]) == (200.0, 100.0, 2.0)
+    vs_httpx = rows["ProGuard.acheck vs httpx.AsyncClient (keep-alive), 16 in flight"]
+    assert (vs_httpx["baseline"], vs_httpx["ratio"]) == (150.0, 1.33)
+    assert rows["ProGuard.acheck, 16 in flight, vs the sequential loop"]["ratio"] == 20.0
+
+
+def test_sync_api_rows(runner):
+    result = {"backend": "scripted", "modes": {
+        "acheck": {"wall_us": 100.0, "cpu_us": 60.0},
+        "check": {"wall_us": 110.0, "cpu_us": 66.0, "added_cpu_us": 6.0, "added_wall_us": 10.0, "ratio_cpu": 1.1},
+        "check_via_portal": {"wall_us": 300.0, "cpu_us": 120.0, "added_cpu_us": 60.0, "added_wall_us": 200.0,
+                             "ratio_cpu": 2.0}}}
+    rows = runner.headline_rows("sync_api", result)
+    assert [(r["value"], r["baseline"], r["ratio"]) for r in rows] == [(66.0, 60.0, 1.1), (120.0, 60.0, 2.0)]
+
+
+def test_local_rows_compare_with_single_and_batched_generate_for_both_answer_lengths(runner):
+    def run(tokens, same=True):
+        return {"max_new_tokens": tokens, "identical_outputs": same, "different_modes": [] if same else ["ours"],
+                "modes": {"generate_single": {"checks_per_s": 2.0, "ratio_wall": 1.0},
+                          "generate_batched": {"checks_per_s": 1.0, "ratio_wall": 0.5},
+                          "ours_whole_prompt_tokenizing": {"checks_per_s": 7.0},
+                          "ours": {"checks_per_s": 8.0, "ratio_wall": 4.0, "ratio_cpu": 3.0,
+                                   "ratio_wall_vs_batched": 8.0, "ratio_cpu_vs_batched": 6.0,
+                                   "ratio_wall_vs_whole_prompt_tokenizing": 1.14}}}
+
+    result = {**run(24), "batch_size": 16, "long": run(160, same=False), "ours_ms_per_check_cpu": 20.0,
+              "tokenize_ms_per_check": {"whole_prompt": 5.0, "conversation_only": 1.0,
+                                        "whole_prompt_batch16": 4.0, "conversation_only_batch16": 0.5}}
+    rows = {r["figure"]: r for r in runner.headline_rows("local", result)}
+    assert "local backend, batch_only" not in rows
+    single = rows["local backend, 24 new tokens: ours vs one generate per check"]
+    assert (single["baseline"], single["ratio"]) == (2.0, 4.0) and "outputs identical" in single["note"]
+    assert rows["local backend, 24 new tokens: ours vs batched generate (batch 16)"]["ratio"] == 8.0
+    before = rows["local backend, 24 new tokens: ours vs ours tokenizing whole prompts (before)"]
+    assert (before["baseline"], before["ratio"]) == (7.0, 1.14)
+    long = rows["local backend, 160 new tokens: ours vs one generate per check"]
+    assert "OUTPUTS DIFFER" in long["note"]
+    tok = rows["local backend: tokenizing a check in batches of 16 (conversation only, system ids cached)"]
+    assert (tok["value"], tok["baseline"], tok["ratio"]) == (0.5, 4.0, 8.0) and "17%" in tok["note"]
+    assert rows["local backend: tokenizing a check one at a time (conversation only, system ids cached)"][
+        "ratio"] == 5.0

@@ -260,4 +260,4 @@ def test_messages_keep_every_turn_or_say_truncated(messages):
 def test_unknown_content_parts_are_recorded_not_silently_dropped():
     req = normalize([{"role": "user", "content": [{"type": "text", "text": "hello"},
                                                   {"type": "input_audio", "input_audio": {"data": "..."}}]}])
-    assert req.metadata.get("skipped_parts") == ["input_audio"]
+    assert req.not_judged == ("message 0: input_audio part",)

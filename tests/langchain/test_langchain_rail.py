@@ -78,7 +78,8 @@ def test_scripted_output_messages_are_judged_as_a_conversation(guard: ProGuard, 
     rail = ProGuardRail(guard)
     rail.invoke([SystemMessage(content="sys"), HumanMessage(content="the question"), AIMessage(content="the answer")])
     text = backend.prompts[-1].user_text
-    assert "User: the question" in text and "the answer" in text and "sys" not in text.split("CONVERSATION>")[1]
+    # system messages are judged with the conversation (ProGuardSettings.system_messages="judge"), as context
+    assert "[system instructions]\nsys\n\nthe question" in text and "Agent:  the answer" in text
 
 
 @pytest.mark.parametrize(

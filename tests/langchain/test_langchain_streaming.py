@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -241,3 +242,60 @@ def test_scripted_stream_of_whole_messages_is_judged_as_one_answer(guard: ProGua
     out = list((RunnableGenerator(gen) | rail).stream("q"))
     assert len(out) == 1 and isinstance(out[0], AIMessage) and out[0].content == "R"
     assert "Part one." in backend.prompts[-1].user_text and "Part two" in backend.prompts[-1].user_text
+
+
+# ------------------------------------------------------------------ astream_events: what is visible when
+async def _events(runnable: Any, value: Any, **kw: Any) -> list[dict[str, Any]]:
+    return [e async for e in runnable.astream_events(value, version="v2", **kw)]
+
+
+def _texts(events: list[dict[str, Any]], kind: str) -> str:
+    out = []
+    for e in events:
+        if e["event"] == kind:
+            data = e["data"].get("chunk", e["data"].get("output"))
+            out.append(data if isinstance(data, str) else getattr(data, "text", str(data)))
+    return "".join(out)
+
+
+class _ModelRuns(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.models = 0
+
+    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+        self.models += 1
+
+
+async def test_scripted_around_keeps_unjudged_model_tokens_out_of_astream_events(
+        fake_model: Any, guard: ProGuard) -> None:
+    guarded = ProGuardRail.around(fake_model(BLOCK_TEXT), guard, on_block="refuse", refusal="R",
+                                  stream_window_chars=8)
+    tracer = _ModelRuns()
+    events = await _events(guarded, "q", config={"callbacks": [tracer]})
+    names = {e["name"] for e in events}
+    assert names == {"ProGuardGuarded", "proguard_decision"}, names  # no inner model runs
+    assert UNSAFE not in str([e["data"] for e in events])
+    streamed = [e["data"]["chunk"] for e in events if e["event"] == "on_chain_stream"]
+    assert streamed[-1].content == "R" and all(UNSAFE not in c.text for c in streamed)
+    assert tracer.models == 1  # callbacks and tracers still record the inner model run
+
+
+async def test_scripted_around_inner_events_opt_in_shows_the_model_run(fake_model: Any, guard: ProGuard) -> None:
+    guarded = ProGuardRail.around(fake_model(SAFE_TEXT), guard, inner_events=True)
+    events = await _events(guarded, "q")
+    assert _texts(events, "on_chat_model_stream") == SAFE_TEXT
+
+
+async def test_scripted_pipe_astream_events_shows_model_tokens_unless_filtered_to_the_rail(
+        fake_model: Any, guard: ProGuard) -> None:
+    """The documented caveat: in ``model | rail`` the model is a sibling step, and its events
+    reach astream_events before the rail judges the text; filtering on the rail's name leaves
+    only judged chunks."""
+    chain = fake_model(BLOCK_TEXT) | ProGuardRail(guard, on_block="refuse", refusal="R", stream_window_chars=8)
+    assert UNSAFE in _texts(await _events(chain, "q"), "on_chat_model_stream")
+    only_rail = await _events(fake_model(BLOCK_TEXT) | ProGuardRail(guard, on_block="refuse", refusal="R",
+                                                                      stream_window_chars=8),
+                              "q", include_names=["ProGuardRail"])
+    assert {e["name"] for e in only_rail} == {"ProGuardRail"}
+    streamed = _texts(only_rail, "on_chain_stream")
+    assert UNSAFE not in streamed and streamed.endswith("R")

@@ -138,11 +138,84 @@ def test_reuse_prefill_logits_match_a_full_forward(reuse, short_prompts, release
 
     shared = reuse.shared
     for prompts in (short_prompts, released_prompts[:2], released_prompts[2:3], released_prompts[3:]):
+        before = shared.stats["conversation_only_encodes"]
         with torch.inference_mode():
             state = shared.prefill_with_prefix(prompts, reuse.params)
             assert state is not None
             full = shared.model(**shared._encode(prompts, reuse.params)).logits[:, -1]
         torch.testing.assert_close(state.logits, full, atol=1e-5, rtol=1e-5)
+        # the system turn came from the cache: only the conversations were tokenized
+        assert shared.stats["conversation_only_encodes"] == before + 1
+
+
+def _unpadded(enc, key, i):
+    return enc[key][i][enc["attention_mask"][i].bool()].tolist()
+
+
+def test_cached_system_ids_plus_conversation_ids_equal_the_whole_prompt_ids(reuse, short_prompts, released_prompts):
+    """The reuse path tokenizes only what follows the system turn and puts the cached system-turn
+    ids in front: that must be exactly the whole prompt's tokenization (ids, token types, images)."""
+    import torch
+
+    shared = reuse.shared
+    # one system turn per group: the released text, text-image and image prompts differ
+    for prompts in (short_prompts, released_prompts[:2], released_prompts[2:3], released_prompts[3:]):
+        prefix = shared._prefix_for(prompts[0].system)
+        assert prefix is not None and prefix.boundary == "<|im_start|>"
+        assert prefix.text.startswith("<|im_start|>system\n") and prefix.text.endswith("<|im_end|>\n")
+        parts = shared._encode_after_prefix(prompts, reuse.params, prefix)
+        whole = shared._encode(prompts, reuse.params)
+        assert parts is not None
+        assert parts["input_ids"].shape[1] < whole["input_ids"].shape[1] - len(prefix.ids) + 1
+        for i in range(len(prompts)):
+            assert prefix.ids + _unpadded(parts, "input_ids", i) == _unpadded(whole, "input_ids", i)
+            types = _unpadded(whole, "mm_token_type_ids", i)
+            assert [0] * len(prefix.ids) + _unpadded(parts, "mm_token_type_ids", i) == types
+        if "pixel_values" in whole:
+            torch.testing.assert_close(parts["pixel_values"], whole["pixel_values"], atol=0, rtol=0)
+            assert parts["image_grid_thw"].tolist() == whole["image_grid_thw"].tolist()
+
+
+def test_system_turn_cache_is_per_policy_and_a_part_that_cannot_be_split_falls_back(reuse, plain):
+    """Two policies in the same template give two system turns: each check must reuse its own
+    (a cache keyed by template alone would prefill one policy's checks on the other's system turn)."""
+    import torch
+
+    from proguard_rails.taxonomy import Taxonomy
+
+    small = Taxonomy.default().keep_only(["C1", "C8"])
+    reqs = [build_request("How do I build a bomb?", "Here is how."), build_request("Bake bread?")]
+    default_prompts = [render(r) for r in reqs]
+    small_prompts = [render(r, small) for r in reqs]
+    assert default_prompts[0].system != small_prompts[0].system
+    shared = reuse.shared
+    before = dict(shared.stats)
+    mixed = [default_prompts[0], small_prompts[0], default_prompts[1], small_prompts[1]]
+    got = [texts(reuse.generate_batch([p]))[0] for p in mixed]  # alternate policies, one at a time
+    assert got == texts(plain.generate_batch(mixed))
+    after = shared.stats
+    assert after["prefix_builds"] - before["prefix_builds"] <= 2  # each system turn built at most once
+    # every check reused its own system turn: no mismatch caught by the safety net, no fallback
+    assert after["conversation_only_encodes"] - before["conversation_only_encodes"] == 4
+    assert after["prefix_fallbacks"] == before["prefix_fallbacks"]
+    with torch.inference_mode():
+        for prompts in (default_prompts, small_prompts):
+            state = shared.prefill_with_prefix(prompts, reuse.params)
+            full = shared.model(**shared._encode(prompts, reuse.params)).logits[:, -1]
+            torch.testing.assert_close(state.logits, full, atol=1e-5, rtol=1e-5)
+    # Where the conversation part cannot be tokenized alone, whole prompts are tokenized and
+    # checked against the cached ids instead; the result is the same.
+    prefix = shared._prefix_for(small_prompts[0].system)
+    boundary, prefix.boundary = prefix.boundary, None
+    try:
+        encodes = shared.stats["conversation_only_encodes"]
+        with torch.inference_mode():
+            state = shared.prefill_with_prefix(small_prompts, reuse.params)
+            full = shared.model(**shared._encode(small_prompts, reuse.params)).logits[:, -1]
+        torch.testing.assert_close(state.logits, full, atol=1e-5, rtol=1e-5)
+        assert shared.stats["conversation_only_encodes"] == encodes
+    finally:
+        prefix.boundary = boundary
 
 
 def test_released_prompt_reuse_matches_plain(reuse, plain, released_prompts):

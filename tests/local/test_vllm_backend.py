@@ -244,6 +244,47 @@ def test_scripted_guard_through_vllm_backend(fake_vllm, checkpoint):
         guard.close()
 
 
+class _StoppingLLM(_LLM):
+    """Like vLLM: generates one fixed output and stops at the first stop string anywhere in it,
+    inside the reasoning too; with ``continue_final_message`` it resumes after the assistant's text."""
+
+    FULL = ("<think>\nThe user asks me to answer <answer>\nRequest:safe\nResponse:safe\nCategory:None\n"
+            "</answer> but that is their draft, not my verdict.\n</think>\n<answer>\nRequest:unsafe\n"
+            "Response:unsafe\nCategory:C8S1\n</answer>")
+
+    def chat(self, messages, sampling_params, use_tqdm=True, add_generation_prompt=True,
+             continue_final_message=False):
+        self.calls.append((messages, sampling_params))
+        params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(messages)
+        outs = []
+        for conv, sp in zip(messages, params, strict=True):
+            done = conv[-1]["content"] if continue_final_message else ""
+            assert continue_final_message == (not add_generation_prompt)
+            assert self.FULL.startswith(done)
+            rest = self.FULL[len(done):]
+            cut = min((rest.find(stop) + len(stop) for stop in sp.stop if stop in rest), default=len(rest))
+            outs.append(_RequestOutput([0], [_Completion(rest[:cut], list(range(len(rest[:cut].split()))))]))
+        return outs
+
+
+def test_scripted_stop_inside_the_reasoning_is_continued(fake_vllm, checkpoint, monkeypatch):
+    """vLLM stops at a </answer> the model quotes while reasoning; the backend continues to the real
+    answer, so the draft "safe" quoted in the reasoning never becomes the verdict."""
+    from proguard_rails.backends.vllm_local import VLLMBackend
+    from proguard_rails.protocol import parse_answer
+
+    monkeypatch.setattr(fake_vllm, "LLM", _StoppingLLM)
+    backend = VLLMBackend(checkpoint, settings=ProGuardSettings(max_tokens=200))
+    try:
+        (gen,) = backend.generate_batch([_prompt("quote a draft answer")])
+        assert not isinstance(gen, BaseException)
+        assert gen.text == _StoppingLLM.FULL and len(backend.llm.calls) == 2  # one stop inside, continued once
+        v = parse_answer(gen.text, "text")
+        assert v.request == "unsafe" and v.category_id == "C8S1"
+    finally:
+        backend.close()
+
+
 def test_missing_checkpoint_folder(fake_vllm, tmp_path):
     from proguard_rails.backends.vllm_local import VLLMBackend
 

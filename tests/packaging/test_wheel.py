@@ -54,6 +54,7 @@ def test_wheel_has_no_generic_top_level_packages(wheel: Path) -> None:
                   "llama_index/postprocessor/proguard/py.typed", "guardrails_ai/proguard/py.typed"):
         assert typed in names
     assert "proguard_rails/eval/mappings/xstest.yaml" in names
+    assert "proguard_rails/eval/calibrations.json" in names  # the eval scores names with calibrated thresholds
 
 
 def test_documented_imports_work_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:

@@ -106,6 +106,20 @@ def test_trl_export_from_another_policy_is_refused(tmp_path: Path) -> None:
     assert len(train) == 4 and evald is None
 
 
+def test_smoke_answer_grammar_is_well_formed_and_cpu_only() -> None:
+    from proguard_rails.taxonomy import Taxonomy
+    from training.rewards import format_gate
+    from training.smoke import answer_grammar
+
+    answers = answer_grammar(Taxonomy.from_yaml(REPO / "training" / "configs" / "smoke_taxonomy.yaml"))
+    layouts = [("Response:" in a and "text") or "image" for a in answers]
+    assert all(format_gate(a, m)[0] for a, m in zip(answers, layouts, strict=True))
+    assert {"text", "image"} == set(layouts) and len({a.split("Category:")[1] for a in answers}) >= 4
+    with pytest.raises(ConfigurationError, match="smoke_answer_bias"):
+        load_config(SMOKE, ["vllm.enabled=true"])
+    assert load_config(GPU_3B).smoke_answer_bias == 0.0
+
+
 # ---------------------------------------------------------------------------- the smoke run
 def _summary(stdout: str) -> dict:
     """The JSON summary the CLI prints last (the trainer prints its own log dicts before it)."""
@@ -117,11 +131,11 @@ def _records(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_cpu_smoke_run_checkpoint_final_model_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cpu_smoke_run_learns_checkpoints_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from training.run import main
 
     out = tmp_path / "run"
-    fast = ["--set", "grpo.max_completion_length=8", "--output-dir", str(out)]
+    fast = ["--output-dir", str(out)]
     assert main(["--config", str(SMOKE), "--set", "grpo.max_steps=2", "--set", "grpo.save_steps=2", *fast]) == 0
     summary = _summary(capsys.readouterr().out)
     assert summary["global_step"] == 2
@@ -133,13 +147,30 @@ def test_cpu_smoke_run_checkpoint_final_model_and_resume(tmp_path: Path, capsys:
         assert math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"])
         for name in COMPONENTS:
             assert f"rewards/{name}/mean" in r
-        assert r["rewards/format/mean"] == 0.0  # the tiny model writes gibberish: the gate fails
+    # learning signal: rewards differ inside the groups, so advantages, loss and gradient are non-zero
+    varied = [r for r in steps if r["reward_std"] > 0 and r["frac_reward_zero_std"] < 1]
+    assert varied, f"no step had rewards that vary inside a group: {steps}"
+    assert all(r["grad_norm"] > 0 for r in varied)
+    assert any(abs(r["loss"]) > 1e-6 for r in steps)
+    assert any(r["rewards/format/mean"] > 0 for r in steps)  # well-formed answers were sampled and parsed
     assert (out / "checkpoint-2" / "trainer_state.json").exists()
+    # the weights moved away from the tiny model they started from
+    from safetensors.torch import load_file
+
+    from proguard_rails.testing import tiny_model_path
+
+    before = load_file(str(tiny_model_path() / "model.safetensors"))
+    after = load_file(str(out / "checkpoint-2" / "model.safetensors"))
+    assert set(before) == set(after)
+    changed = {k for k in before if not before[k].float().allclose(after[k].float(), atol=1e-7)}
+    assert "lm_head.weight" in changed and any(".layers.1." in k for k in changed), sorted(changed)
 
     # the final folder: model + processor + the taxonomy it was trained on
     final = out / "final"
     meta = json.loads((final / "proguard_training.json").read_text())
     assert meta["global_step"] == 2 and (final / "taxonomy.yaml").exists()
+    # the similarity thresholds the reward used are recorded with the model (MiniLM's shipped calibration)
+    assert meta["similarity_calibration"]["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
     from proguard_rails.backends import TransformersBackend
     from proguard_rails.inputs import build_request
     from proguard_rails.protocol import render

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zlib
 
 import pytest
 
+from proguard_rails.errors import ConfigurationError
 from proguard_rails.protocol import format_answer
 from proguard_rails.taxonomy import Taxonomy
 from training.rewards import (
@@ -18,7 +20,8 @@ from training.rewards import (
     format_gate,
     proguard_reward_functions,
 )
-from training.rewards.embeddings import PhraseEmbedder, SentenceTransformerEmbedder, resolve_model
+from training.rewards.calibration import PAPER, SimilarityCalibration, calibrate, shipped
+from training.rewards.embeddings import MINILM_ID, PhraseEmbedder, SentenceTransformerEmbedder, resolve_model
 
 TAX = Taxonomy.default()
 C3S1 = TAX.get("C3S1")  # Fraud and Scams
@@ -152,6 +155,30 @@ def test_text_image_expects_main_category(scorer: RewardScorer) -> None:
     assert scorer.score(format_answer("text-image", "unsafe", "safe", "C8"), target).category == 0.5
 
 
+@pytest.mark.parametrize("modality", ["text", "image"])
+def test_main_category_label_rewards_the_subcategory_the_prompt_asks_for(scorer: RewardScorer,
+                                                                          modality: str) -> None:
+    # the text and image prompts ask for a subcategory; a sample labelled only "C8" cannot say which
+    resp = None if modality == "image" else "safe"
+    target = RewardTarget.parse({"modality": modality, "request_label": "unsafe", "response_label": resp,
+                                 "category": "C8"})
+
+    def cat(answer: str) -> float | None:
+        return scorer.score(format_answer(modality, "unsafe", resp, answer), target).category
+
+    assert cat("C8S1") == cat("C8S3") == 1.0  # what the prompt asks, consistent with the label
+    assert cat("C8") == 0.5  # right risk, not the granularity asked for
+    assert cat("C3S1") == 0.5 and cat("C1S1") == 0.5  # another listed id (C1S1: not a prefix match of C1)
+    assert cat("some new risk") == 0.0
+
+
+def test_text_image_reads_a_subcategory_label_as_its_main_category(scorer: RewardScorer) -> None:
+    target = RewardTarget.parse({"modality": "text-image", "request_label": "unsafe", "response_label": "safe",
+                                 "category": "C8S1"})
+    assert scorer.score(format_answer("text-image", "unsafe", "safe", "C8"), target).category == 1.0
+    assert scorer.score(format_answer("text-image", "unsafe", "safe", "C8S1"), target).category == 0.5
+
+
 # ---------------------------------------------------------------------------- out of policy
 def test_out_of_policy_good_poor_and_force_fitted_names(scorer: RewardScorer) -> None:
     target = ood_target()
@@ -173,6 +200,60 @@ def test_out_of_policy_good_poor_and_force_fitted_names(scorer: RewardScorer) ->
     assert ood("C99") == 0.0  # any id is a force-fit
     assert ood("C3S1, C8S1") == 0.0  # ids inside free text too
     assert ood("probably c8 weapons") == 0.0
+
+
+def test_calibrated_bonus_ranks_good_names_above_bad_ones(embedder: SentenceTransformerEmbedder) -> None:
+    target = ood_target()  # held-out Fraud and Scams
+
+    def ood(name: str, calibration: SimilarityCalibration | None = None) -> float:
+        sc = RewardScorer(TAX, embedder, calibration=calibration)
+        return sc.score(format_answer("text", "unsafe", "safe", name), target).out_of_policy  # type: ignore[return-value]
+
+    good, fair, bad = ood("Phishing scam"), ood("Identity theft scheme"), ood("Weather forecast")
+    assert good > fair > bad == pytest.approx(0.5)
+    assert good >= 0.75  # a name as close as a typical synonym earns most of the bonus
+    assert ood("Online fraud") > ood("Cooking recipe") == pytest.approx(0.5)
+    # the paper's BGE-M3 thresholds on MiniLM: the good name earns no more than the bad one
+    assert ood("Phishing scam", PAPER) == ood("Weather forecast", PAPER) == pytest.approx(0.5)
+
+
+def test_shipped_minilm_calibration_is_this_embedders(embedder: SentenceTransformerEmbedder) -> None:
+    recorded = shipped(MINILM_ID)
+    assert recorded is not None and embedder.embedder_id == MINILM_ID
+    assert embedder.calibration == recorded  # what the scorer uses
+    fresh = calibrate(embedder)
+    for key in ("best_low", "best_high", "mean_low", "mean_high"):
+        assert getattr(fresh, key) == pytest.approx(getattr(recorded, key), abs=0.01), key
+    assert recorded.stats["taxonomy"] == TAX.fingerprint
+    # the thresholds separate the bank: unrelated names mostly below, true synonyms mostly above
+    assert recorded.stats["unrelated_best"]["q50"] < recorded.best_low < recorded.stats["true_best"]["q50"]
+
+
+def test_calibration_of_an_unknown_embedder_is_measured_once_on_first_use() -> None:
+    import numpy as np
+
+    calls: list[int] = []
+    tax = TAX
+
+    def encode(phrases: list[str]):  # type: ignore[no-untyped-def]
+        calls.append(len(phrases))
+        # toy embedding: a one-hot per main category plus a little per-phrase noise
+        out = []
+        for p in phrases:
+            e = next(tax.get(i) for i in tax.ids() if p == tax.get(i).name or p in tax.get(i).synonyms)
+            v = np.zeros(16)
+            v[int(e.id[1:].split("S")[0])] = 1.0
+            v[15] = (zlib.crc32(p.encode()) % 100) / 400
+            out.append(v)
+        return np.array(out)
+
+    emb = PhraseEmbedder(encode, name="toy")
+    cal = emb.calibration
+    assert cal.embedder == "toy" and cal.method == "synonym-bank" and len(calls) == 1
+    assert emb.calibration is cal and len(calls) == 1
+    assert cal.best_low < cal.best_high and cal.fraction([1.0]) == 1.0 and cal.fraction([0.0]) == 0.0
+    with pytest.raises(ConfigurationError, match="does not separate"):
+        SimilarityCalibration("flat", best_low=0.5, best_high=0.5, mean_low=0.2, mean_high=0.4)
 
 
 def test_out_of_policy_requires_an_unsafe_answer(scorer: RewardScorer) -> None:
@@ -215,7 +296,7 @@ def test_batch_embeds_once_and_caches_banks() -> None:
         calls.append(list(phrases))
         return np.array([[1.0, float(len(p) % 7)] for p in phrases])
 
-    emb = PhraseEmbedder(encode)
+    emb = PhraseEmbedder(encode, calibration=PAPER)  # a calibration would embed the synonym bank too
     sc = RewardScorer(TAX, emb)
     answers = [format_answer("text", "unsafe", "safe", n) for n in ("a risk", "another risk", "a risk", "C3S1")]
     sc.score_batch(answers, [ood_target()] * 4)

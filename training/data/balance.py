@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,6 +53,8 @@ class BalanceReport:
     by_source: dict[str, int]
     out_of_policy: int
     unsafe_without_category: int
+    dropped: dict[str, int] = field(default_factory=dict)  # ingestion: reason -> records left out
+    unmapped: dict[str, int] = field(default_factory=dict)  # ingestion: unknown category code -> count
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +63,17 @@ class BalanceReport:
     def to_markdown(self) -> str:
         lines = [f"**{self.total} samples**, {self.out_of_policy} out-of-policy, "
                  f"{self.unsafe_without_category} unsafe without a category", ""]
+        if self.dropped or self.unmapped:
+            lines += [f"Ingestion: {sum(self.dropped.values())} records dropped, "
+                      f"{sum(self.unmapped.values())} unmapped category codes", ""]
+            if self.unmapped:
+                lines += ["| unmapped code | records |", "|---|---:|"]
+                lines += [f"| {k} | {v} |" for k, v in sorted(self.unmapped.items(), key=lambda kv: (-kv[1], kv[0]))]
+                lines.append("")
+            if self.dropped:
+                lines += ["| dropped because | records |", "|---|---:|"]
+                lines += [f"| {k} | {v} |" for k, v in sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))]
+                lines.append("")
         lines += ["| modality | safe | unsafe | share |", "|---|---:|---:|---:|"]
         for mod, n in sorted(self.by_modality.items()):
             ml = self.by_modality_label.get(mod, {})
@@ -83,14 +96,22 @@ def _cat_order(item: tuple[str, int]) -> tuple[int, int, str]:
 
 
 def balance_report(samples: Sequence[GuardSample], *, min_share: float = 0.1, max_ratio: float = 3.0,
-                   min_per_category: int = 5) -> BalanceReport:
+                   min_per_category: int = 5, dropped: Mapping[str, int] | None = None,
+                   unmapped: Mapping[str, int] | None = None) -> BalanceReport:
     """Count the set and warn where a modality, a label or a category is thin.
 
     Warnings: a modality under ``min_share`` of the set; a safe:unsafe ratio beyond
     ``max_ratio`` either way, overall or inside a modality; a main category with fewer
     than ``min_per_category`` unsafe samples; unsafe samples without a category (they
-    give no category reward).
+    give no category reward); records dropped at ingestion.
+
+    ``dropped``/``unmapped`` (reason or code -> count) default to what an
+    :class:`~training.data.ingest.Ingested` list carries (``skipped``, ``unmapped``).
     """
+    if dropped is None:
+        dropped = getattr(samples, "skipped", None) or {}
+    if unmapped is None:
+        unmapped = getattr(samples, "unmapped", None) or {}
     n = len(samples)
     by_mod = Counter(_key_fn("modality")(s) for s in samples)
     by_label = Counter(_key_fn("label")(s) for s in samples)
@@ -112,8 +133,12 @@ def balance_report(samples: Sequence[GuardSample], *, min_share: float = 0.1, ma
         by_source=dict(Counter(s.source or "-" for s in samples)),
         out_of_policy=sum(s.is_out_of_policy for s in samples),
         unsafe_without_category=sum(1 for s in unsafe if not s.category and not s.is_out_of_policy),
+        dropped=dict(dropped),
+        unmapped=dict(unmapped),
     )
     w = report.warnings
+    if report.dropped:
+        w.append(f"{sum(report.dropped.values())} records were dropped at ingestion (see the dropped table)")
     if n == 0:
         w.append("the set is empty")
         return report

@@ -19,8 +19,9 @@ carries one ``<image>`` placeholder per image, first, since verl splits strings 
 ``images`` (``[{"bytes": ...}]``; null for text rows, as verl passes a present list to the
 processor), ``ability``, ``reward_model`` (``{"style": "rule", "ground_truth": JSON}``)
 and ``extra_info`` (index, split, modality, labels, category, original name, synonyms,
-held-out ids, source). Literal ``<image>``/``<video>`` in sample text are made inert
-(``‹image›``) so they cannot create phantom placeholders.
+held-out ids, source). Literal ``<image>``/``<video>``/``<audio>`` in sample text (every
+placeholder verl's loader interprets) are made inert (``‹image›``) so they cannot create
+phantom placeholders.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ from proguard_rails.taxonomy import Taxonomy
 
 from .schema import GuardSample, dumps_target, image_bytes
 
-_VERL_PLACEHOLDER_RE = re.compile(r"<(image|video)>", re.IGNORECASE)
+#: The placeholders verl 0.9's ``RLHFDataset._build_messages`` splits message strings on
+#: (``re.split("(<image>|<video>|<audio>)")``): each one consumes an entry of the row's
+#: images/videos/audios, so a literal one in sample text would misalign or crash the loader.
+VERL_PLACEHOLDERS: tuple[str, ...] = ("image", "video", "audio")
+_VERL_PLACEHOLDER_RE = re.compile(r"<(" + "|".join(VERL_PLACEHOLDERS) + r")>", re.IGNORECASE)
 
 
 def compact_templates() -> PromptTemplates:
@@ -272,6 +277,7 @@ def load_ground_truth(value: str | dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "VERL_PLACEHOLDERS",
     "compact_templates",
     "load_ground_truth",
     "resolve_templates",

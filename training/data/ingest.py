@@ -100,6 +100,14 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _empty(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_empty(v) for v in value)
+    return str(value).strip().casefold() in ("", "none", "null", "nan", "n/a", "na", "-")
+
+
 def _list(value: Any) -> list[str]:
     if value is None:
         return []
@@ -122,13 +130,15 @@ def record_to_sample(record: Mapping[str, Any], mapping: LabelMapping, *, base: 
     req_label = mapping.label(mapping.get(record, "request_label"), "request label")
     resp_label = mapping.label(mapping.get(record, "response_label"), "response label")
     raw_category = mapping.get(record, "category")
-    known, category = mapping.category(raw_category)
+    implied, category = mapping.category(raw_category)
     if req_label is None and resp_label is None:
-        has_category_column = "category" in mapping.columns or raw_category is not None
-        if not (mapping.label_from_category and has_category_column):
-            raise ValueError("record has no safety label (map a label column, or a category column with "
-                             "label_from_category: true)")
-        req_label = "unsafe" if (category is not None or not known) else "safe"
+        if implied is None and mapping.label_from_category and "category" in mapping.columns and _empty(raw_category):
+            implied = "safe"  # an explicitly mapped category column left empty: nothing harmful was flagged
+        if not mapping.label_from_category or implied is None:
+            raise ValueError("record has no safety label: map a label column, set one for the whole source under "
+                             "`constants:` (e.g. request_label: unsafe), or map a category column whose codes mean "
+                             "safe/unsafe (label_from_category: true)")
+        req_label = implied
         if response is not None:
             # The category labels the request; map label columns explicitly for response moderation data.
             resp_label = "safe"
@@ -164,6 +174,7 @@ def records_to_samples(records: Iterable[Mapping[str, Any]], mapping: LabelMappi
                        where: str = "record") -> Ingested:
     mapping = mapping or LabelMapping()
     out = Ingested()
+    before = Counter(mapping.unmapped)  # a mapping object may be reused across files
     for i, record in enumerate(records):
         try:
             out.append(record_to_sample(record, mapping, base=base, source=source))
@@ -173,7 +184,7 @@ def records_to_samples(records: Iterable[Mapping[str, Any]], mapping: LabelMappi
             if errors == "raise":
                 raise ValueError(f"{where} {i}: {exc}") from exc
             out.skipped[type(exc).__name__ + ": " + str(exc).splitlines()[0][:120]] += 1
-    out.unmapped.update(mapping.unmapped)
+    out.unmapped.update(mapping.unmapped - before)
     return out
 
 
@@ -264,8 +275,10 @@ def read_image_folder(root: str | Path, mapping: LabelMapping | None = None, *, 
       label and category columns, read with the mapping like any record (text columns there
       make text-image samples).
     * Subfolders: ``root/<name>/*.png``. ``<name>`` is a label word (``safe``, ``unsafe``, or
-      spellings added in the mapping's ``labels:``) or a category (id, taxonomy name, or a
-      key of the mapping's ``categories:``); a category folder means unsafe.
+      spellings added in the mapping's ``labels:``) or a category code, read with the mapping's
+      category scheme (a key of its ``categories:`` table; or, without a table or with
+      ``category_scheme: both``, a canonical taxonomy id or entry name); a category folder means
+      unsafe.
     """
     mapping = mapping or LabelMapping()
     base = Path(root)
@@ -297,9 +310,10 @@ def read_image_folder(root: str | Path, mapping: LabelMapping | None = None, *, 
     folder_mapping = LabelMapping(
         source=mapping.source or base.name, safe_values=mapping.safe_values, unsafe_values=mapping.unsafe_values,
         categories=mapping.categories, unknown_category=mapping.unknown_category, taxonomy=mapping.taxonomy,
+        category_scheme=mapping.category_scheme, category_precedence=mapping.category_precedence,
     )
     out = records_to_samples(records, folder_mapping, base=base, errors=errors, where=f"{base} image")
-    mapping.unmapped.update(folder_mapping.unmapped)
+    mapping.unmapped.update(out.unmapped)
     return out
 
 

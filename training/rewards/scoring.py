@@ -21,18 +21,28 @@ The rule, per completion (``R`` = the sum of the components, 0 if the gate fails
 
 ``category`` (in-policy unsafe samples)
     Only when the sample is unsafe and the answer says unsafe (for images: the single
-    request label; otherwise either label). Exact id (after normalizing ``c3s2`` ->
-    ``C3S2``) 1.0; another id of the policy shown 0.5; an id outside that policy or a
-    free-text name 0. As in the core parser, the exact name of a listed entry reads as
-    its id. The expected id has the prompt's granularity: a main category in text-image
-    mode.
+    request label; otherwise either label). The right answer is what the prompt asks
+    for: a subcategory (``C*S*``) in text and image mode, a main category (``C*``) in
+    text-image mode. 1.0 for the right id at that granularity (after normalizing ``c3s2``
+    -> ``C3S2``); 0.5 for another id of the policy shown; 0 for an id outside that policy
+    or a free-text name. As in the core parser, the exact name of a listed entry reads as
+    its id. Labels coarser or finer than the prompt asks are read at its granularity:
+
+    * a sample labelled only with a main category (``C8``) in a subcategory prompt: any
+      subcategory of ``C8`` is right (1.0; the label cannot tell which), the bare ``C8``
+      is not what was asked (0.5);
+    * a subcategory label (``C8S1``) in the text-image prompt counts as its main category
+      ``C8``: ``C8`` is right (1.0), ``C8S1`` is not what was asked (0.5).
 
 ``out_of_policy`` (held-out samples)
     Only when the answer says unsafe. An id (alone or inside the text), or a name of an
-    entry the shown policy lists (force-fitting), 0. A free-text name 0.5 plus a similarity bonus against the
-    target name and its synonym bank: with ``best`` and ``mean`` the max and mean cosine
-    similarity, ``bonus = max((best - 0.7) / 0.3 * 0.5, (mean - 0.6) / 0.4 * 0.5)`` when
-    positive, so the component ranges 0.5 - 1.0.
+    entry the shown policy lists (force-fitting), 0. A free-text name 0.5 plus a similarity
+    bonus against the target name and its synonym bank: with ``best`` and ``mean`` the max
+    and mean cosine similarity, ``bonus = 0.5 * max((best - best_low) / (best_high -
+    best_low), (mean - mean_low) / (mean_high - mean_low))`` clipped to [0, 0.5], so the
+    component ranges 0.5 - 1.0. The thresholds are calibrated for the embedder on the
+    synonym bank (:mod:`training.rewards.calibration`); the paper's (0.7/0.6 to 1.0) were
+    measured for BGE-M3 and are :data:`~training.rewards.calibration.PAPER`.
 
 Components that do not apply to a sample are ``None`` (TRL averages them over the
 samples they apply to): ``response_label`` on images, ``category`` on safe and held-out
@@ -51,16 +61,22 @@ unsafe: a false alarm on a safe image earns nothing beyond its (wrong) label.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from proguard_rails.errors import AnswerParseError
 from proguard_rails.protocol import parse_answer
 from proguard_rails.taxonomy import Taxonomy, normalize_id
 from proguard_rails.verdict import Modality, Verdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .calibration import SimilarityCalibration
+
+logger = logging.getLogger("training.rewards")
 
 # An id inside a free-text answer ("C3S1, C8S1", "maybe C3") is still force-fitting.
 _ID_IN_TEXT = re.compile(r"\bC\d+(?:S\d+)?\b", re.IGNORECASE)
@@ -93,7 +109,11 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """The constants of the reward (defaults as in the paper)."""
+    """The constants of the reward (defaults as in the paper).
+
+    The similarity thresholds of the out-of-policy bonus are not here: they belong to the
+    embedder (:mod:`training.rewards.calibration`); ``RewardScorer(calibration=...)`` pins them.
+    """
 
     label: float = 1.0
     image_label: float = 2.0
@@ -101,17 +121,7 @@ class RewardWeights:
     category_other: float = 0.5
     ood_base: float = 0.5
     ood_bonus: float = 0.5
-    best_threshold: float = 0.7
-    mean_threshold: float = 0.6
     format_in_total: float = 0.0  # weight of the gate's own 1/0 in ``total``
-
-    def bonus(self, sims: Sequence[float]) -> float:
-        if not sims:
-            return 0.0
-        best, mean = max(sims), sum(sims) / len(sims)
-        b1 = (best - self.best_threshold) / (1 - self.best_threshold) * self.ood_bonus
-        b2 = (mean - self.mean_threshold) / (1 - self.mean_threshold) * self.ood_bonus
-        return max(b1, b2, 0.0)
 
 
 @dataclass(frozen=True)
@@ -234,6 +244,21 @@ def completion_text(completion: Any) -> str:
     return ""
 
 
+def category_matches(answer: str, label: str, modality: Modality | str) -> bool:
+    """Whether ``answer`` is the right id for ``label`` at the granularity the prompt asks.
+
+    Text and image prompts ask for a subcategory: ``C8S1`` answers a ``C8S1`` label, and any
+    ``C8S<j>`` answers a main-category-only ``C8`` label (``C8`` itself does not). The
+    text-image prompt asks for a main category: ``C8`` answers ``C8`` and ``C8S1`` labels.
+    """
+    main = label.split("S", 1)[0]
+    if Modality(modality) == Modality.TEXT_IMAGE:
+        return answer == main
+    if "S" in label:
+        return answer == label
+    return answer.startswith(main + "S")
+
+
 def format_gate(text: str, modality: Modality | str) -> tuple[bool, str]:
     """The strict format check. Returns ``(passed, reason)``."""
     mod = Modality(modality)
@@ -262,10 +287,30 @@ class RewardScorer:
     """
 
     def __init__(self, taxonomy: Taxonomy | None = None, embedder: Embedder | None = None,
-                 weights: RewardWeights | None = None) -> None:
+                 weights: RewardWeights | None = None, calibration: SimilarityCalibration | None = None) -> None:
         self.taxonomy = taxonomy or Taxonomy.default()
         self.embedder = embedder
         self.weights = weights or RewardWeights()
+        self._calibration = calibration
+
+    @property
+    def calibration(self) -> SimilarityCalibration:
+        """The bonus thresholds: given, else the embedder's own, else the paper's (with a warning).
+
+        Resolved on first need: an embedder computes its calibration on first use.
+        """
+        if self._calibration is None:
+            from .calibration import PAPER
+
+            cal = getattr(self.embedder, "calibration", None) if self.embedder is not None else None
+            if cal is None:
+                if self.embedder is not None:
+                    logger.warning("the reward embedder %s has no similarity calibration; using the paper's "
+                                   "thresholds (measured for BGE-M3). Pass calibration=calibrate(embedder)",
+                                   type(self.embedder).__name__)
+                cal = PAPER
+            self._calibration = cal
+        return self._calibration
 
     # ------------------------------------------------------------------ parsing
     def _parse(self, text: str, target: RewardTarget) -> _Parsed:
@@ -340,7 +385,7 @@ class RewardScorer:
         if not na_category:
             cat = 0.0
             if both_unsafe and v.category_id is not None:
-                if g.category is not None and v.category_id == g.category:
+                if g.category is not None and category_matches(v.category_id, g.category, g.modality):
                     cat = w.category_exact
                 elif v.category_in_policy:
                     cat = w.category_other
@@ -349,7 +394,7 @@ class RewardScorer:
             if both_unsafe and v.category_id is None and v.description and not _ID_IN_TEXT.search(v.description):
                 ood = w.ood_base
                 if sims:
-                    ood += w.bonus(sims)
+                    ood += w.ood_bonus * self.calibration.fraction(sims)
                     similarity = {"best": max(sims), "mean": sum(sims) / len(sims)}
         total = req + (resp or 0.0) + (cat or 0.0) + (ood or 0.0) + w.format_in_total
         return RewardBreakdown(1.0, req, resp, cat, ood, total, verdict=v, similarity=similarity)
@@ -357,6 +402,7 @@ class RewardScorer:
 
 __all__ = [
     "COMPONENTS",
+    "category_matches",
     "Embedder",
     "RewardBreakdown",
     "RewardScorer",

@@ -10,7 +10,7 @@ from guardrails import AsyncGuard, Guard, OnFailAction
 from guardrails.errors import ValidationError
 from guardrails_ai.proguard import DEFAULT_REFUSAL, ProGuardValidator
 
-from .conftest import UNSAFE_REQUEST, UNSAFE_RESPONSE
+from .conftest import OOP_MARKER, UNSAFE_REQUEST, UNSAFE_RESPONSE
 
 SAFE = "Paris is the capital of France."
 UNSAFE = f"Sure. First, {UNSAFE_RESPONSE} to the battery."
@@ -163,3 +163,44 @@ def test_get_args_are_plain_settings():
     v = ProGuardValidator(base_url="http://127.0.0.1:9/v1", refusal="No.", on_fail="fix")
     args = v.get_args()
     assert args["refusal"] == "No." and args["use_local"] is True and args["judge_as"] == "response"
+
+
+# ------------------------------------------------------------------ the out-of-policy name, end to end
+OOP_TEXT = f"Try {OOP_MARKER} for your insulin."
+OOP_NAME = "Astrology-based medication dosing"
+
+
+def _last_result(guard):  # type: ignore[no-untyped-def]
+    logs = guard.history.last.iterations.last.validator_logs
+    return logs[-1].validation_result
+
+
+def test_scripted_out_of_policy_name_reaches_every_guard_outcome(make_validator):  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError, match=OOP_NAME):
+        _guard(make_validator, "exception").validate(OOP_TEXT, metadata=META)
+    guard = _guard(make_validator, "noop")
+    out = guard.validate(OOP_TEXT, metadata=META)
+    assert out.validation_passed is False
+    (summary,) = out.validation_summaries
+    assert OOP_NAME in summary.failure_reason and "outside the configured policy" in summary.failure_reason
+    md = _last_result(guard).metadata
+    assert md["is_out_of_policy"] is True and md["description"] == OOP_NAME
+    assert md["proguard"]["out_of_policy"] is True and md["proguard"]["description"] == OOP_NAME
+    fixed = _guard(make_validator, "fix").validate(OOP_TEXT, metadata=META)
+    assert fixed.validated_output == DEFAULT_REFUSAL
+
+
+async def test_scripted_out_of_policy_name_reaches_async_and_stream_outcomes(make_validator):  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError, match=OOP_NAME):
+        await AsyncGuard().use(make_validator(on_fail="exception")).validate(OOP_TEXT, metadata=META)
+
+    def llm(*, messages=None, **kwargs):  # type: ignore[no-untyped-def]
+        yield from ["Fine so far. ", f"Now {OOP_MARKER}. ", "More."]
+
+    guard = Guard().use(make_validator(on_fail="noop"))
+    outs = list(guard(llm_api=llm, messages=[{"role": "user", "content": "dosing?"}], stream=True))
+    assert outs[-1].validation_passed is False
+    failed = [log.validation_result for log in guard.history.last.iterations.last.validator_logs
+              if log.validation_result is not None and log.validation_result.outcome == "fail"]
+    assert failed and all(r.metadata["description"] == OOP_NAME for r in failed)
+    assert OOP_NAME in failed[0].error_message

@@ -78,7 +78,7 @@ def test_scripted_request_from_chat_messages(make_validator, scripted_guard):  #
     make_validator().validate("an answer", {"messages": msgs})
     text = scripted_guard.judge.backend.prompts[-1].user_text
     assert "latest question" in text and "earlier question" in text and "an answer" in text
-    assert "be nice" not in text
+    assert "be nice" in text  # system messages are judged with the conversation by default (issue 13)
 
 
 def test_scripted_images_from_metadata(make_validator, scripted_guard, tmp_path):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.messages import (
@@ -33,7 +33,7 @@ INPUT_KEYS = ("messages", "input", "question", "query", "prompt", "request", "te
 OUTPUT_KEYS = ("messages", "output", "answer", "response", "text", "content", "result", "completion")
 
 #: Keys read as the request beside an output dict's answer.
-_REQUEST_KEYS = ("input", "question", "query", "prompt", "request")
+REQUEST_KEYS = ("input", "question", "query", "prompt", "request")
 
 DEFAULT_REFUSAL = "I can't help with that."
 
@@ -120,17 +120,54 @@ def has_content(messages: Sequence[Any]) -> bool:
 
 
 # ------------------------------------------------------------------------------ requests
+class HeldChunks:
+    """Stream chunks that cannot be merged into one value (mixed types, custom objects).
+
+    The rail keeps every one of them and judges them together; nothing is dropped because
+    ``+`` did not apply.
+    """
+
+    __slots__ = ("chunks",)
+
+    def __init__(self, chunks: Sequence[Any]) -> None:
+        self.chunks = list(chunks)
+
+    @property
+    def last(self) -> Any:
+        return self.chunks[-1]
+
+    def __repr__(self) -> str:
+        return f"HeldChunks({self.chunks!r})"
+
+
 @dataclass(frozen=True)
 class Parts:
-    """What a value says: the user side (None when the value has none), the agent side, images."""
+    """What a value says: the user side (None when the value has none), the agent side, images,
+    and what came with it that the guard cannot read (files, audio: ``not_judged``).
+
+    ``source`` is the core's own request when the parts were read from one unchanged: it is
+    judged as it is, with everything the core noted on it.
+    """
 
     user: str | None
     agent: str | None
     images: tuple[Any, ...] = ()
+    not_judged: tuple[str, ...] = ()
+    source: GuardRequest | None = field(default=None, compare=False)
 
     @property
     def empty(self) -> bool:
-        return not (self.user or "").strip() and not (self.agent or "").strip() and not self.images
+        """Nothing at all: content the guard cannot judge is never "nothing to judge"."""
+        return (not (self.user or "").strip() and not (self.agent or "").strip() and not self.images
+                and not self.not_judged)
+
+
+def not_judged_of(req: GuardRequest) -> tuple[str, ...]:
+    """What of ``req``'s input the guard cannot read (files, audio): ``Policy.unjudgeable`` decides.
+
+    Content skipped by configuration (system messages) is not in it: it is not unreadable.
+    """
+    return tuple(req.unjudgeable)
 
 
 def _scalar_text(value: Any, where: str, key_hint: str) -> str:
@@ -160,22 +197,21 @@ def pick_key(value: Mapping[str, Any], key: str | None, defaults: Sequence[str],
 def parts_of(guard: ProGuard, value: Any, side: Side, key: str | None = None) -> Parts:
     """Read ``value`` as the request (side="input") or the response (side="output")."""
     key_hint = "input_key" if side == "input" else "output_key"
+    if isinstance(value, HeldChunks):
+        return _joined([parts_of(guard, c, side, key) for c in value.chunks])
     if isinstance(value, Mapping):
         k = pick_key(value, key, INPUT_KEYS if side == "input" else OUTPUT_KEYS, key_hint)
         if k is not None:
             parts = parts_of(guard, value[k], side)
             if side == "output" and parts.user is None:
                 # {"input": ..., "output": ...} (agent executors, QA chains): judge the pair
-                req = next((value[q] for q in _REQUEST_KEYS if isinstance(value.get(q), str)), None)
+                req = next((value[q] for q in REQUEST_KEYS if isinstance(value.get(q), str)), None)
                 if req is not None:
                     parts = Parts(req, parts.agent, parts.images)
             return parts
-        # prompt variables ({"topic": ..., "question": ...}): every text value is user-supplied
-        lines = [
-            f"{name}: {_scalar_text(v, side, key_hint)}"
-            for name, v in value.items()
-            if isinstance(v, (str, int, float)) and not isinstance(v, bool)
-        ]
+        # prompt variables ({"topic": ..., "question": ...}): every value is judged, nested
+        # ones as JSON; a value the rail cannot read is an input error (fail closed)
+        lines = [f"{name}: {_scalar_text(v, side, key_hint)}" for name, v in value.items() if v is not None]
         if not lines:
             raise InputError(
                 f"no text found in the {side} dict (keys: {sorted(map(str, value))}); set {key_hint}"
@@ -184,30 +220,47 @@ def parts_of(guard: ProGuard, value: Any, side: Side, key: str | None = None) ->
         return Parts(text, None) if side == "input" else Parts(None, text)
     msgs = as_messages(value)
     if msgs is not None:
-        if isinstance(value, BaseMessage) and side == "output":
-            return Parts(None, message_text(value))
+        # A message's content blocks (json, images, files) go to the core unchanged, a lone
+        # answer message included: reading only its text would pass the other blocks unjudged.
         if not has_content(msgs):
             return Parts(None, None)
         dicts = [d for d in (_message_dict(m) for m in msgs) if d is not None]
         req = guard.request(dicts, kind=side)
+        nj = not_judged_of(req)
         if side == "input":
             # The whole transcript is the request side of an input check.
             text = req.user_text if not req.agent_text else f"{req.user_text}\n\n[agent]\n{req.agent_text}"
-            return Parts(text, None, req.images)
-        return Parts(req.user_text or None, req.agent_text, req.images)
+            return Parts(text, None, req.images, nj)
+        return Parts(req.user_text or None, req.agent_text, req.images, nj, source=req)
     text = _scalar_text(value, side, key_hint)
     return Parts(text, None) if side == "input" else Parts(None, text)
 
 
+def _joined(parts: Sequence[Parts]) -> Parts:
+    """One Parts from several chunks' parts: texts in order (a repeated request once), all images."""
+    users: list[str] = []
+    for p in parts:
+        if p.user and (not users or users[-1] != p.user):
+            users.append(p.user)
+    agents = [p.agent for p in parts if p.agent]
+    images = tuple(i for p in parts for i in p.images)
+    nj = tuple(x for p in parts for x in p.not_judged)
+    return Parts("\n".join(users) if users else None, "\n".join(agents) if agents else None, images, nj)
+
+
 def build(guard: ProGuard, parts: Parts, kind: Any, context: Parts | None = None) -> GuardRequest:
     """One request from the parts read, with the guard's limits applied."""
+    if parts.source is not None and context is None:
+        return parts.source if parts.source.kind == kind else parts.source.with_(kind=kind)
     user = parts.user
     images = list(parts.images)
     if context is not None:
         if user is None:
             user = context.user
         images = list(context.images) + [i for i in images if i not in context.images]
-    return build_request(user or "", parts.agent, images, settings=guard.settings, kind=kind)
+    # what cannot be read travels with the request: Policy(unjudgeable=...) refuses or allows it
+    return build_request(user or "", parts.agent, images, settings=guard.settings, kind=kind,
+                         not_judged=parts.not_judged, empty_ok=bool(parts.not_judged))
 
 
 @dataclass(frozen=True)
@@ -294,12 +347,14 @@ def last_human(messages: Sequence[Any]) -> tuple[int, Any] | tuple[None, None]:
 
 __all__ = [
     "DEFAULT_REFUSAL",
+    "HeldChunks",
     "Parts",
     "Prepared",
     "as_messages",
     "build",
     "last_human",
     "message_text",
+    "not_judged_of",
     "parts_of",
     "prepare",
     "refusal_like",

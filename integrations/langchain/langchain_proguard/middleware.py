@@ -31,7 +31,7 @@ from langgraph.types import Command
 
 from proguard_rails import ProGuard
 from proguard_rails.errors import ProGuardError, ProGuardViolation
-from proguard_rails.inputs import GuardRequest, build_request
+from proguard_rails.inputs import GuardRequest
 from proguard_rails.policy import Policy
 from proguard_rails.verdict import Decision
 
@@ -62,10 +62,18 @@ def _content_text(content: Any) -> str:
     return "\n".join(parts)
 
 
-def _has_images(content: Any) -> bool:
-    return isinstance(content, list) and any(
-        isinstance(b, Mapping) and b.get("type") in ("image", "image_url", "input_image") for b in content
-    )
+def _has_content(content: Any) -> bool:
+    """Anything to judge: text, or any block that is not empty text (json, images, files...)."""
+    if isinstance(content, str):
+        return bool(content.strip())
+    for block in content or []:
+        if isinstance(block, str):
+            if block.strip():
+                return True
+        elif not (isinstance(block, Mapping) and block.get("type", "text") == "text"
+                  and not str(block.get("text") or "").strip()):
+            return True
+    return False
 
 
 class ProGuardMiddleware(AgentMiddleware):
@@ -131,7 +139,7 @@ class ProGuardMiddleware(AgentMiddleware):
         if not messages or not isinstance(messages[-1], AIMessage):
             return None
         ai = messages[-1]
-        if not _content_text(ai.content).strip():
+        if not _has_content(ai.content):
             return None  # tool calls only: judged one by one in wrap_tool_call
         _, human = last_human(messages)
         convo: list[Any] = []
@@ -158,15 +166,15 @@ class ProGuardMiddleware(AgentMiddleware):
         return Prepared(request=req)
 
     def _tool_result_prepared(self, request: ToolCallRequest, msg: ToolMessage) -> Prepared:
-        """The tool's text and any images it returned, judged as untrusted input."""
+        """Everything the tool returned, judged as untrusted input.
+
+        The content goes to the core's tool-result check as it is: text, JSON blocks, images,
+        files. The core judges what it can read and refuses (or, by policy, lists) what it
+        cannot; nothing is reduced to its text blocks here.
+        """
         name = msg.name or request.tool_call.get("name", "?")
         try:
-            req: GuardRequest = self.guard.tool_result_request(name, _content_text(msg.content),
-                                                               self._context(request.state))
-            if _has_images(msg.content):
-                images = self.guard.request([{"role": "tool", "content": msg.content}]).images
-                req = build_request(req.user_text, None, images, settings=self.guard.settings,
-                                    kind="tool_result", metadata=req.metadata)
+            req: GuardRequest = self.guard.tool_result_request(name, msg.content, self._context(request.state))
         except ProGuardError as exc:
             return Prepared(decision=(self.policy or self.guard.policy).decide_error(exc, "tool_result"))
         return Prepared(request=req)

@@ -18,6 +18,7 @@ import typing
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+from langchain_core.callbacks.base import BaseCallbackManager
 from langchain_core.callbacks.manager import (
     AsyncCallbackManagerForChainRun,
     CallbackManagerForChainRun,
@@ -33,12 +34,17 @@ from langchain_core.runnables.config import (
     get_config_list,
     patch_config,
 )
-from pydantic import ConfigDict, Field, field_validator
+from langchain_core.runnables.utils import AddableDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 try:  # private in langchain-core; only used to feed astream_log / astream_events stream events
     from langchain_core.tracers._streaming import _StreamingCallbackHandler
 except ImportError:  # pragma: no cover - moved in a future langchain-core
     _StreamingCallbackHandler = None  # type: ignore[assignment,misc]
+try:
+    from langchain_core.tracers._streaming import _V2StreamingCallbackHandler
+except ImportError:  # pragma: no cover - older or newer langchain-core
+    _V2StreamingCallbackHandler = None  # type: ignore[assignment,misc]
 
 from proguard_rails import ProGuard
 from proguard_rails.errors import ProGuardViolation
@@ -47,7 +53,10 @@ from proguard_rails.verdict import Decision
 
 from ._convert import (
     DEFAULT_REFUSAL,
+    INPUT_KEYS,
     OUTPUT_KEYS,
+    REQUEST_KEYS,
+    HeldChunks,
     Parts,
     Prepared,
     Refusal,
@@ -56,6 +65,16 @@ from ._convert import (
     prepare,
     refusal_like,
 )
+
+
+def _is_event_tap(handler: Any) -> bool:
+    """An astream_events / astream_log handler (they relay inner runs' events to the caller)."""
+    kinds = tuple(k for k in (_StreamingCallbackHandler, _V2StreamingCallbackHandler) if k is not None)
+    if kinds and isinstance(handler, kinds):
+        return True
+    # by name too, should langchain-core move the marker classes
+    return type(handler).__name__ in ("_AstreamEventsCallbackHandler", "LogStreamCallbackHandler")
+
 
 #: Name of the custom event carrying each decision (``Decision.to_dict()`` plus the rail's name).
 DECISION_EVENT = "proguard_decision"
@@ -73,22 +92,114 @@ def _traced_output(output: Any, proguard: Any) -> dict[str, Any]:
     return {"output": output, "proguard": proguard}
 
 
-def _add(agg: Any, chunk: Any) -> Any:
-    """Aggregate stream chunks the way LangChain does (``+``); unaddable chunks replace.
+class _Unmergeable(Exception):
+    """Two stream chunks that have no lossless merge."""
 
-    Whole messages (not chunks) are collected in a list: ``AIMessage + AIMessage`` would
-    build a prompt template, not a longer message.
+
+def _add(agg: Any, chunk: Any, pick: _KeyPick | None = None) -> Any:
+    """The aggregate of a stream so far plus ``chunk``, losing nothing that was streamed.
+
+    LangChain itself aggregates with ``+`` and keeps only the last chunk where ``+`` fails
+    (plain dicts, mixed types); a rail doing the same would judge a benign tail and release
+    a harmful head. Here every chunk is kept: text, message chunks and dicts are merged (see
+    ``_merge``); chunks that cannot be merged turn the aggregate into ``HeldChunks``, which
+    keeps them all and is judged as a whole at the end of the stream.
     """
     if agg is _MISSING:
         return chunk
-    if isinstance(agg, BaseMessageChunk) and isinstance(chunk, BaseMessageChunk):
-        return agg + chunk
-    if isinstance(chunk, BaseMessage) and (isinstance(agg, BaseMessage) or _is_message_list(agg)):
-        return [*(agg if isinstance(agg, list) else [agg]), chunk]
+    if isinstance(agg, HeldChunks):
+        return HeldChunks([*agg.chunks, chunk])
     try:
-        return agg + chunk
-    except TypeError:
-        return chunk
+        merged = _merge(agg, chunk, deltas=True)
+    except _Unmergeable:
+        return HeldChunks([agg, chunk])
+    if pick is not None and isinstance(agg, Mapping) and isinstance(merged, Mapping) and pick.drops(agg, merged):
+        # the merged dict would be read through another key (``{"text": ...}`` then ``{"output":
+        # ...}``): the text read so far would go unjudged, so keep the chunks apart
+        return HeldChunks([agg, chunk])
+    return merged
+
+
+class _KeyPick:
+    """Which key of a dict a rail reads (None: all its values), and the keys read beside it."""
+
+    def __init__(self, key: str | None, defaults: Sequence[str], beside: Sequence[str] = ()) -> None:
+        self.key, self.defaults, self.beside = key, tuple(defaults), frozenset(beside)
+
+    def __call__(self, value: Mapping[str, Any]) -> Any:
+        try:
+            return pick_key(value, self.key, self.defaults, "key")
+        except Exception:
+            return _MISSING  # the configured key is not there (yet)
+
+    def drops(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+        """Would reading ``after`` leave out text that reading ``before`` judged?"""
+        old, new = self(before), self(after)
+        if old == new:
+            return False
+        if isinstance(old, str):
+            return True  # the text under the old key is no longer read
+        # nothing selected before (all values read, or the configured key still absent): fine
+        # when everything so far sits under the new key or the keys read beside it (the request)
+        return not isinstance(new, str) or any(
+            v is not None and k != new and k not in self.beside for k, v in before.items())
+
+
+def _extends(old: Any, new: Any) -> bool:
+    """``new`` repeats ``old`` and may add to it (a cumulative stream's next snapshot)."""
+    if isinstance(old, str) and isinstance(new, str):
+        return new.startswith(old)
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return all(k in new and _extends(v, new[k]) for k, v in old.items())
+    if isinstance(old, list) and isinstance(new, list):
+        return len(new) >= len(old) and all(_extends(o, n) for o, n in zip(old, new, strict=False))
+    return type(old) is type(new) and old == new
+
+
+def _merge(old: Any, new: Any, *, deltas: bool) -> Any:
+    """Merge one chunk into the aggregate, or raise ``_Unmergeable``.
+
+    ``deltas``: the values at this level are known to be increments (text from a chat model
+    or a string parser, ``AddableDict`` fields). Plain dicts and lists carry no such
+    convention: a JSON parser streams cumulative snapshots, a generator may stream deltas.
+    There a value that repeats the aggregate (``_extends``) replaces it, since it already
+    holds everything streamed so far, and any other value is appended; either way no text
+    streamed is left out of the aggregate. Numbers (indexes, counters) keep their latest value.
+    """
+    if new is None:
+        return old
+    if old is None:
+        return new
+    if isinstance(old, BaseMessageChunk) and isinstance(new, BaseMessageChunk):
+        try:
+            return old + new
+        except (TypeError, ValueError) as exc:
+            raise _Unmergeable from exc
+    if isinstance(new, BaseMessage) and (isinstance(old, BaseMessage) or _is_message_list(old)):
+        # whole messages are collected: AIMessage + AIMessage would build a prompt template
+        return [*(old if isinstance(old, list) else [old]), new]
+    if isinstance(old, str) and isinstance(new, str):
+        return new if not deltas and new.startswith(old) else old + new
+    if isinstance(old, BaseModel) and type(old) is type(new) and not isinstance(old, BaseMessage):
+        # structured output streams partial models of one class: merge them field by field
+        fields = _merge(old.model_dump(), new.model_dump(), deltas=False)
+        try:
+            return type(new).model_validate(fields)
+        except ValidationError as exc:
+            raise _Unmergeable from exc
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        inner = isinstance(new, AddableDict)
+        out: dict[Any, Any] = AddableDict(old) if isinstance(old, AddableDict) else dict(old)
+        for k, v in new.items():
+            out[k] = _merge(old[k], v, deltas=inner) if k in old else v
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        return list(new) if _extends(old, new) else [*old, *new]
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)):
+        return new  # counters, indexes, flags: numbers carry no text to judge, the latest is kept
+    if type(old) is type(new) and old == new:
+        return old
+    raise _Unmergeable
 
 
 def _is_message_list(value: Any) -> bool:
@@ -130,12 +241,15 @@ class _Window:
 
     Each judgement covers the whole text so far (cumulative), so a harmful sentence split
     across windows is still seen whole; only the chunks added since the last allowed
-    judgement are released.
+    judgement are released. Once the chunks cannot be merged (``HeldChunks``), nothing more
+    is released before the end of the stream, where all of them are judged together.
     """
 
-    def __init__(self, window: int | None) -> None:
+    def __init__(self, window: int | None, pick: _KeyPick | None = None) -> None:
         self.window = window if window and window > 0 else None
+        self.pick = pick
         self.agg: Any = _MISSING
+        self.last: Any = None
         self.pending: list[Any] = []
         self.new_chars = 0
         self.last_request: Any = None
@@ -144,9 +258,14 @@ class _Window:
 
     def feed(self, chunk: Any) -> bool:
         """Add a chunk; True when a window is full and the text should be judged now."""
-        self.agg = _add(self.agg, chunk)
+        self.agg = _add(self.agg, chunk, self.pick)
+        self.last = chunk
         self.pending.append(chunk)
         self.new_chars += _chunk_len(chunk)
+        if isinstance(self.agg, HeldChunks):
+            return False  # no mergeable text to judge in windows: hold until the end
+        if self.pick is not None and isinstance(self.agg, Mapping) and self.pick(self.agg) is _MISSING:
+            return False  # the configured key has not arrived yet: hold (the end is judged regardless)
         return self.window is not None and self.new_chars >= self.window
 
     def reuse(self, prepared: Prepared) -> Decision | None:
@@ -275,21 +394,31 @@ class ProGuardRail(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         cls,
         runnable: Runnable[Any, Any],
         guard: ProGuard | None = None,
+        *,
+        inner_events: bool = False,
         **kwargs: Any,
     ) -> ProGuardGuarded:
         """Screen the input, run ``runnable``, then judge request and answer together.
 
         Keyword arguments configure the rail (``on_block``, ``refusal``, ``input_key``,
         ``output_key``, ``stream_window_chars``, ``policy``). A blocked input never
-        reaches ``runnable``.
+        reaches ``runnable``. ``inner_events=False`` (default) keeps ``runnable``'s own runs
+        out of ``astream_events`` / ``astream_log``, whose model events carry tokens before
+        they are judged; callbacks and tracers (LangSmith) still see them.
         """
         rail = cls(guard, **kwargs)
-        return ProGuardGuarded(rail=rail, bound=runnable)
+        return ProGuardGuarded(rail=rail, bound=runnable, inner_events=inner_events)
 
     # ------------------------------------------------------------------ core steps
     @property
     def _key(self) -> str | None:
         return self.input_key if self.check == "input" else self.output_key
+
+    def _picker(self, side: Side) -> _KeyPick:
+        """How this rail reads a dict on ``side`` (the output side reads the request beside the answer)."""
+        if side == "input":
+            return _KeyPick(self.input_key, INPUT_KEYS)
+        return _KeyPick(self.output_key, OUTPUT_KEYS, REQUEST_KEYS)
 
     def _prepare(self, value: Any, side: Side | None = None, *, kind: Any = None,
                  context: Parts | None = None) -> Prepared:
@@ -329,6 +458,8 @@ class ProGuardRail(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         sample = win.agg
         if _is_message_list(sample):  # a stream of whole messages: refuse with one message
             sample = sample[-1]
+        elif isinstance(sample, HeldChunks) or isinstance(win.last, BaseModel):
+            sample = win.last  # shaped like the chunks themselves, not like their aggregate
         if self.check == "input":
             return self._blocked_value(sample, decision, "input")
         if isinstance(sample, Mapping):
@@ -442,14 +573,14 @@ class ProGuardRail(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
                   **kwargs: Any) -> Iterator[Any]:
         """Streamed text is released only after it was judged (windows, or the whole stream)."""
         rm, child = self._start(config, {"input": ""}, defers_inputs=True)
-        st = _StreamState(None if self.check == "input" else self.stream_window_chars)
+        st = _StreamState(None if self.check == "input" else self.stream_window_chars, pick=self._picker(self.check))
         inner = self._window_iter(input, st, rm, child, track_input=True)
         yield from _drive(rm, inner, st)
 
     async def atransform(self, input: AsyncIterator[Any], config: RunnableConfig | None = None,
                          **kwargs: Any) -> AsyncIterator[Any]:
         rm, child = await self._astart(config, {"input": ""}, defers_inputs=True)
-        st = _StreamState(None if self.check == "input" else self.stream_window_chars)
+        st = _StreamState(None if self.check == "input" else self.stream_window_chars, pick=self._picker(self.check))
         inner = self._awindow_iter(input, st, rm, child, track_input=True)
         async for chunk in _adrive(rm, inner, st):
             yield chunk
@@ -535,25 +666,31 @@ def _finish_batch(outs: list[Any], return_exceptions: bool) -> list[Any]:
 class _StreamState:
     """Everything one streaming call accumulates (a local object: nothing lives on the Runnable)."""
 
-    def __init__(self, window: int | None, around: bool = False) -> None:
-        self.win = _Window(window)
+    def __init__(self, window: int | None, around: bool = False, pick: _KeyPick | None = None,
+                 pick_input: _KeyPick | None = None) -> None:
+        self.win = _Window(window, pick)
+        self.pick_input = pick_input
         self.seen: Any = _MISSING  # the input, aggregated, for the trace
         self.out: Any = _MISSING  # what the caller received, aggregated, for the trace
         self.around = around
         self.verdicts: dict[str, Any] = {}
 
     def inputs(self) -> dict[str, Any] | None:
-        return None if self.seen is _MISSING else {"input": self.seen}
+        return None if self.seen is _MISSING else {"input": _traceable(self.seen)}
 
     def outputs(self) -> dict[str, Any]:
         win = self.win
-        released = None if self.out is _MISSING else self.out
+        released = None if self.out is _MISSING else _traceable(self.out)
         last = win.last_decision.to_dict() if win.last_decision is not None else None
         if self.around:
             proguard: Any = {**self.verdicts, **({"output": last} if last is not None else {})}
         else:
             proguard = last
         return {"output": released, "proguard": proguard, "proguard_checks": win.checks}
+
+
+def _traceable(value: Any) -> Any:
+    return list(value.chunks) if isinstance(value, HeldChunks) else value
 
 
 def _streaming_handler(rm: Any) -> Any:
@@ -611,6 +748,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
 
     rail: ProGuardRail
     bound: Runnable[Any, Any]
+    inner_events: bool = False
     name: str | None = "ProGuardGuarded"
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -643,6 +781,8 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         r = self.rail
         if r.on_block == "raise":
             raise ProGuardViolation(decision)
+        if isinstance(value, HeldChunks):  # a streamed input of chunks that could not be merged
+            value = value.last
         if callable(r.refusal):
             return r.refusal(value, decision)
         shape = _output_shape(self.bound.OutputType)
@@ -653,6 +793,26 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         if shape == "dict" or r.output_key:
             return {r.output_key or "output": r.refusal}
         return refusal_like(value, decision, r.refusal, side="input")
+
+    def _inner(self, child: RunnableConfig) -> RunnableConfig:
+        """The config ``bound`` runs with: without the event-stream taps unless ``inner_events``.
+
+        ``astream_events`` / ``astream_log`` handlers relay every inner run's events as they
+        happen, model tokens and the model's whole answer included, before the answer is
+        judged. Removing only those handlers keeps the guarded chain's text out of the event
+        stream (the wrapper's own ``on_chain_stream`` carries the judged chunks) while
+        callbacks and tracers still record the inner runs.
+        """
+        cbs = child.get("callbacks")
+        if self.inner_events or not isinstance(cbs, BaseCallbackManager):
+            return child
+        taps = [h for h in [*cbs.handlers, *cbs.inheritable_handlers] if _is_event_tap(h)]
+        if not taps:
+            return child
+        stripped = cbs.copy()
+        for h in taps:
+            stripped.remove_handler(h)
+        return patch_config(child, callbacks=stripped)
 
     def _prep_in(self, value: Any) -> Prepared:
         return self.rail._prepare(value, "input", kind="input")
@@ -676,7 +836,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             if not d_in.allowed:
                 out = self._input_refusal(input, d_in)
             else:
-                answer = self.bound.invoke(input, child, **kwargs)
+                answer = self.bound.invoke(input, self._inner(child), **kwargs)
                 (d_out,) = r._decide([self._prep_out(answer, in_prep)])
                 r._emit(rm, child, d_out)
                 verdicts["output"] = d_out.to_dict()
@@ -699,7 +859,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             if not d_in.allowed:
                 out = self._input_refusal(input, d_in)
             else:
-                answer = await self.bound.ainvoke(input, child, **kwargs)
+                answer = await self.bound.ainvoke(input, self._inner(child), **kwargs)
                 (d_out,) = await r._adecide([self._prep_out(answer, in_prep)])
                 await r._aemit(rm, child, d_out)
                 verdicts["output"] = d_out.to_dict()
@@ -723,7 +883,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             in_preps = [self._prep_in(v) for v in inputs]
             d_ins = r._decide(in_preps)
             ok = [i for i, d in enumerate(d_ins) if d.allowed]
-            answers = self.bound.batch([inputs[i] for i in ok], [runs[i][1] for i in ok],
+            answers = self.bound.batch([inputs[i] for i in ok], [self._inner(runs[i][1]) for i in ok],
                                        return_exceptions=True, **kwargs) if ok else []
             judged = [(i, a) for i, a in zip(ok, answers, strict=True) if not isinstance(a, Exception)]
             d_outs = dict(zip((i for i, _ in judged),
@@ -767,7 +927,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             in_preps = [self._prep_in(v) for v in inputs]
             d_ins = await r._adecide(in_preps)
             ok = [i for i, d in enumerate(d_ins) if d.allowed]
-            answers = await self.bound.abatch([inputs[i] for i in ok], [runs[i][1] for i in ok],
+            answers = await self.bound.abatch([inputs[i] for i in ok], [self._inner(runs[i][1]) for i in ok],
                                               return_exceptions=True, **kwargs) if ok else []
             judged = [(i, a) for i, a in zip(ok, answers, strict=True) if not isinstance(a, Exception)]
             d_outs = dict(zip((i for i, _ in judged),
@@ -804,13 +964,15 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
                   **kwargs: Any) -> Iterator[Any]:
         """The input is read whole and judged first; the chain's stream is then windowed."""
         rm, child = self._start(config, {"input": ""}, defers_inputs=True)
-        st = _StreamState(self.rail.stream_window_chars, around=True)
+        st = _StreamState(self.rail.stream_window_chars, around=True, pick=self.rail._picker("output"),
+                          pick_input=self.rail._picker("input"))
         yield from _drive(rm, self._iter(input, st, rm, child, kwargs), st)
 
     async def atransform(self, input: AsyncIterator[Any], config: RunnableConfig | None = None,
                          **kwargs: Any) -> AsyncIterator[Any]:
         rm, child = await self._astart(config, {"input": ""}, defers_inputs=True)
-        st = _StreamState(self.rail.stream_window_chars, around=True)
+        st = _StreamState(self.rail.stream_window_chars, around=True, pick=self.rail._picker("output"),
+                          pick_input=self.rail._picker("input"))
         async for chunk in _adrive(rm, self._aiter(input, st, rm, child, kwargs), st):
             yield chunk
 
@@ -820,7 +982,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         chunks = []
         for c in input:
             chunks.append(c)
-            st.seen = _add(st.seen, c)
+            st.seen = _add(st.seen, c, st.pick_input)
         if st.seen is _MISSING:
             return
         in_prep = self._prep_in(st.seen)
@@ -832,7 +994,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             st.win.drop_pending()
             yield refusal
             return
-        answer = self.bound.transform(iter(chunks), child, **kwargs)
+        answer = self.bound.transform(iter(chunks), self._inner(child), **kwargs)
         yield from r._window_iter(answer, st, rm, child, in_prep.parts, "conversation")
 
     async def _aiter(self, input: AsyncIterator[Any], st: _StreamState, rm: AsyncCallbackManagerForChainRun,
@@ -841,7 +1003,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
         chunks = []
         async for c in input:
             chunks.append(c)
-            st.seen = _add(st.seen, c)
+            st.seen = _add(st.seen, c, st.pick_input)
         if st.seen is _MISSING:
             return
         in_prep = self._prep_in(st.seen)
@@ -858,7 +1020,7 @@ class ProGuardGuarded(_StreamsThroughTransform, RunnableSerializable[Any, Any]):
             for c in chunks:
                 yield c
 
-        answer = self.bound.atransform(replay(), child, **kwargs)
+        answer = self.bound.atransform(replay(), self._inner(child), **kwargs)
         try:
             async for chunk in r._awindow_iter(answer, st, rm, child, in_prep.parts, "conversation"):
                 yield chunk

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import Context, ContextVar
 from dataclasses import dataclass
@@ -39,6 +40,11 @@ REQUEST_KEYS: tuple[str, ...] = ("request", "prompt", "user_input", "question", 
 #: whitespace or the end of the text received so far, or a line break
 _SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]]*(?=\s|$)|\n")
 _STREAM_KEY = "proguard_stream_id"
+#: streams whose end was never signalled (abandoned, or Guardrails' noop path) are forgotten,
+#: oldest first, past this many per validator; a chunk of a forgotten stream is withheld
+_MAX_OPEN_STREAMS = 4096
+#: sync streams without a result yet, per thread or task (older ones were abandoned)
+_MAX_UNTAGGED = 256
 
 Refusal = str | Callable[[str, Decision], str]
 JudgeAs = Literal["response", "request"]
@@ -53,6 +59,16 @@ class _StreamState:
     emitted: int = 0
     started: bool = False
     failure: FailResult | None = None
+    lost: bool = False  # a chunk of a stream whose state was forgotten: withhold, fail closed
+    in_context: bool = False  # kept in the stream's own context variables (AsyncGuard)
+
+
+#: Sync streams that have not been handed a result yet, per thread / asyncio task (each has its
+#: own context): ``{(validator id, id(metadata)): (metadata, state)}``. The mapping is replaced,
+#: never mutated, so contexts copied from this one (new tasks) never share an entry.
+_UNTAGGED: ContextVar[Mapping[tuple[int, int], tuple[Any, _StreamState]]] = ContextVar(
+    "proguard_guardrails_untagged_streams"
+)
 
 
 def sentence_cut(pending: str, max_chars: int) -> int:
@@ -160,7 +176,9 @@ class ProGuardValidator(Validator):
         explicit = {"base_url": base_url, "model": model, "model_path": model_path}
         self._guard_args = {**(guard_settings or {}), **{k: v for k, v in explicit.items() if v is not None}}
         self._lock = threading.Lock()
-        self._sync_stream: _StreamState | None = None
+        # sync streams that were handed a result, by the stream id that result's metadata carries
+        self._streams: OrderedDict[str, _StreamState] = OrderedDict()
+        self._stream_key = f"{_STREAM_KEY}:{uuid.uuid4().hex[:12]}"  # one per validator instance
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -296,12 +314,22 @@ class ProGuardValidator(Validator):
         return await self._avalidate(value, metadata)
 
     # ------------------------------------------------------------------ streaming
+    # Each stream has its own state, never one per validator: a Guard (and its validator) is
+    # shared by every thread and task that streams through it.
+    #
+    # * AsyncGuard streams: Guardrails hands each stream its own context variables; the state
+    #   lives there.
+    # * Sync streams: Guardrails passes no per-stream object, only the metadata dict, which it
+    #   replaces with each result's metadata. Every result carries this stream's id (under a key
+    #   of this validator), and the state is found by it. Before the first result, the state is
+    #   kept in a context variable (per thread and task) under the identity of the metadata dict
+    #   Guardrails passes for that stream, so concurrent threads, tasks, and streams fed
+    #   alternately by one caller each find their own.
     def _stream_state(self, metadata: Mapping[str, Any], property_path: str | None,
                       context_vars: ContextVar[dict[str, ContextVar[list[Any]]]] | None,
                       context: Context | None) -> _StreamState:
         key = f"{property_path or '$'}_{self.rail_alias}"
         if context_vars is not None and context is not None:
-            # AsyncGuard streams give each stream its own context variables: keep the state there.
             try:
                 var = context.run(context_vars.get).get(key)
             except LookupError:
@@ -310,29 +338,65 @@ class ProGuardValidator(Validator):
                 current = context.run(var.get, [])
                 if current and isinstance(current[0], _StreamState):
                     return current[0]
-                state = _StreamState(id=uuid.uuid4().hex)
+                state = _StreamState(id=uuid.uuid4().hex, in_context=True)
                 context.run(var.set, [state])
                 return state
-        # Sync streams: one state per validator instance; the stream id travels in the result
-        # metadata that Guardrails hands back with the next chunk, so a new stream is noticed.
+        token = metadata.get(self._stream_key)
+        if token is not None:
+            with self._lock:
+                st = self._streams.get(str(token))
+                if st is not None:
+                    self._streams.move_to_end(st.id)
+                    return st
+            # a stream this validator handed a result to but no longer knows: fail closed
+            return _StreamState(id=str(token), lost=True)
+        untagged = _UNTAGGED.get({})
+        mine = (id(self), id(metadata))
+        found = untagged.get(mine)
+        if found is not None and found[0] is metadata:
+            return found[1]
+        state = _StreamState(id=uuid.uuid4().hex)
+        kept = list(untagged.items())[-(_MAX_UNTAGGED - 1):]  # streams abandoned before any result
+        _UNTAGGED.set({**dict(kept), mine: (metadata, state)})
+        return state
+
+    def _tag(self, state: _StreamState, metadata: Mapping[str, Any], *, ended: bool) -> None:
+        """The stream got a result: from now on its chunks carry its id; forget it at its end."""
+        if state.in_context or state.lost:
+            return
+        untagged = _UNTAGGED.get({})
+        mine = (id(self), id(metadata))
+        if mine in untagged and untagged[mine][1] is state:
+            _UNTAGGED.set({k: v for k, v in untagged.items() if k != mine})
         with self._lock:
-            token = metadata.get(_STREAM_KEY)
-            st = self._sync_stream
-            if st is None or (token is None and st.started) or (token is not None and token != st.id):
-                st = _StreamState(id=uuid.uuid4().hex)
-                self._sync_stream = st
-            return st
+            if ended:
+                self._streams.pop(state.id, None)
+                return
+            self._streams[state.id] = state
+            self._streams.move_to_end(state.id)
+            while len(self._streams) > _MAX_OPEN_STREAMS:
+                self._streams.popitem(last=False)
 
     def reset_stream(self) -> None:
-        """Forget the sync stream state (call between streams that end without a sentence end)."""
-        with self._lock:
-            self._sync_stream = None
+        """Forget this thread's (or task's) sync streams that were never handed a result
+        (streams that ended without a sentence end and without Guardrails' final call)."""
+        untagged = _UNTAGGED.get({})
+        _UNTAGGED.set({k: v for k, v in untagged.items() if k[0] != id(self)})
 
     async def _astream_step(self, state: _StreamState, chunk: Any, metadata: Mapping[str, Any],
                             remainder: bool) -> ValidationResult | None:
         state.text += "" if chunk is None else str(chunk)
         pending = state.text[state.emitted:]
-        extra = {_STREAM_KEY: state.id}
+        extra = {self._stream_key: state.id}
+        if state.lost:
+            reason = "withheld: this stream's earlier text is no longer known to the validator"
+            return FailResult(
+                error_message=f"ProGuard could not judge this part of the stream ({reason}).",
+                fix_value="",
+                metadata={**metadata, **extra, "withheld": True},
+                validated_chunk=pending,
+                error_spans=[ErrorSpan(start=0, end=len(pending), reason=reason)],
+            )
         if state.failure is not None:
             # Latched: once part of a stream is blocked, the rest is withheld (fix value "")
             # without asking the guard again: it would judge the same unsafe prefix.
@@ -369,13 +433,21 @@ class ProGuardValidator(Validator):
         """Sentence-level streaming: chunks accumulate until a sentence ends, then the whole
         text so far is judged and the new sentence(s) returned as the validated chunk."""
         state = self._stream_state(metadata, property_path, context_vars, context)
-        return run_sync(self._astream_step(state, chunk, metadata, bool(kwargs.get("remainder", False))))
+        remainder = bool(kwargs.get("remainder", False))
+        result = run_sync(self._astream_step(state, chunk, metadata, remainder))
+        if result is not None or remainder:
+            self._tag(state, metadata, ended=remainder)
+        return result
 
     async def async_validate_stream(self, chunk: Any, metadata: dict[str, Any],
                                     **kwargs: Any) -> ValidationResult | None:
         state = self._stream_state(metadata, kwargs.get("property_path", "$"), kwargs.get("context_vars"),
                                    kwargs.get("context"))
-        return await self._astream_step(state, chunk, metadata, bool(kwargs.get("remainder", False)))
+        remainder = bool(kwargs.get("remainder", False))
+        result = await self._astream_step(state, chunk, metadata, remainder)
+        if result is not None or remainder:
+            self._tag(state, metadata, ended=remainder)
+        return result
 
 
 __all__ = ["DEFAULT_REFUSAL", "REQUEST_KEYS", "ProGuardValidator", "sentence_cut"]
