@@ -108,8 +108,11 @@ def _scripted_generative(truth: dict[str, bool], gen_cost_s: float) -> Any:
             await asyncio.sleep(gen_cost_s * len(prompts))
             return await super().agenerate_batch(prompts)
 
+    unsafe_texts = [t for t, u in truth.items() if u]
+
     def answer(prompt):  # type: ignore[no-untyped-def]
-        return unsafe_answer("C9S3") if truth.get(prompt.user_text, False) else safe_answer("text")
+        # the rendered user turn holds the checked text: the stand-in knows which texts are unsafe
+        return unsafe_answer("C9S3") if any(t in prompt.user_text for t in unsafe_texts) else safe_answer("text")
 
     backend = CostlyScripted(default=answer)
     return backend, GenerativeJudge(backend)

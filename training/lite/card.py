@@ -61,6 +61,26 @@ def render_card(r: dict[str, Any]) -> str:
     meta = r.get("meta", {})
     tr = meta.get("training", {})
     lines = [INTRO]
+    rob = r.get("robustness") or {}
+    c = (r.get("calibration") or {}).get("cascade") or {}
+    if rob and c:
+        def cnt(name: str) -> str:
+            d = rob.get(name) or {}
+            return f"{d.get('as_expected')}/{d.get('n')}"
+
+        lines += ["## Where it stands", "",
+                  "Measured below, from the one command. What holds: the light install (no torch), the fresh-process "
+                  "start, batched throughput, answers judged without a request, tool results judged on content, "
+                  f"the language guard (French/Spanish/German/Chinese probes flagged {cnt('lang_fr')}, {cnt('lang_es')}, "
+                  f"{cnt('lang_de')}, {cnt('lang_zh')}), the benign look-alikes ({cnt('benign_lookalikes')} allowed; "
+                  f"the issue's benign examples {cnt('issue_benign')}), and the cascade's 98% recall on the calibration "
+                  "sources. What does not hold yet: a 22M-parameter model fine-tuned for minutes on two shared CPU cores "
+                  f"misses much: plain harmful requests {cnt('core_harmful')} blocked, padded with benign text "
+                  f"{cnt('padded')}, in the middle of a long text {cnt('middle')}, the issue's harmful examples "
+                  f"{cnt('issue_harmful')}; and reaching 98% recall on the calibration sources escalates "
+                  f"{c.get('escalated_fraction')} of their items. The windows do judge every part of a long text (the "
+                  "worst window decides, tested); the misses are the window classifier's, and more training (steps, "
+                  "unfrozen layers, more text set inside benign context) is where the headroom is.", ""]
     lines += ["## Training", "",
               f"- Command: `{tr.get('command', 'python -m training.run lite train')}` (seed {tr.get('seed', 0)}); "
               f"{tr.get('steps')} steps of batch {tr.get('batch_size')} (encoder learning rate {tr.get('lr_encoder')}, "
@@ -86,8 +106,9 @@ def render_card(r: dict[str, Any]) -> str:
               "`fold1..3` come from a model fine-tuned WITHOUT that fold's sources and without the calibration sources "
               f"(same recipe, but {(ho.get('folds') or {}).get('fold1', {}).get('steps', '?')} steps instead of "
               f"{tr.get('steps')} and no second phase, to fit the 2-core budget: a pessimistic estimate of the shipped "
-              "model), calibrated "
-              "on the calibration sources, and scored on the held-out sources (float weights, torch). Rows marked "
+              "model), calibrated on a fixed 1,500-item subset of the calibration sources, and scored on up to 500 "
+              "items per held-out source (a fixed stride) "
+              "(float weights, torch). Rows marked "
               "`calib (shipped model)` are the SHIPPED model (int8 ONNX, through the runtime) on the calibration "
               "sources it never trained on, with its Platt scaling and 98% cascade threshold re-fitted on the OTHER "
               "calibration sources, so nothing in a row was tuned on that row's source. Decision at P(unsafe) >= 0.5; "
@@ -143,7 +164,7 @@ def render_card(r: dict[str, Any]) -> str:
         lines += _table(rrows) + [""]
         fails = [(name, f) for name, d in rob.items() for f in d.get("failures", [])]
         if fails:
-            lines += ["Misses:", ""] + [f"- {name}: `{f}`" for name, f in fails[:40]] + [""]
+            lines += ["Misses:", ""] + [f"- {name}: `{' '.join(f.split())}`" for name, f in fails[:40]] + [""]
     lg = r.get("language_guard") or {}
     if lg:
         fr = lg.get("ailuminate_fr", {})
