@@ -2,9 +2,9 @@
 # /v1/check, /healthz, /readyz, /metrics on port 8080. See docs/server.md.
 #
 #   docker build --build-arg VARIANT=lite -t proguard-server:lite .
-#       CPU only: the embedded lite judge (a light baseline; no model download, no GPU)
+#       CPU only: the embedded lite judge (onnxruntime; no torch, no model download, no GPU)
 #   docker build --build-arg VARIANT=endpoint -t proguard-server:endpoint .
-#       no torch: the judge is ProGuard on a GPU vLLM endpoint (set PROGUARD_BASE_URL)
+#       thinnest: the judge is ProGuard on a GPU vLLM endpoint (set PROGUARD_BASE_URL)
 #
 #   docker run -p 8080:8080 -e PROGUARD_SERVER_API_KEYS=change-me proguard-server:lite
 #   docker run -p 8080:8080 -e PROGUARD_SERVER_API_KEYS=change-me \
@@ -32,11 +32,10 @@ COPY integrations ./integrations
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # The install commands are README.md's ("Run the guard server"); tests/server/test_dockerfile.py
-# checks that they stay identical. DL3013 (pin versions): the packages come from this checkout;
-# torch is pinned, the rest is bounded by pyproject.toml.
+# checks that they stay identical. DL3013 (pin versions): the packages come from this checkout,
+# bounded by pyproject.toml.
 # hadolint ignore=DL3013
 RUN if [ "$VARIANT" = "lite" ]; then \
-        pip install torch==2.14.1 --index-url https://download.pytorch.org/whl/cpu && \
         pip install ".[serve,lite]"; \
     elif [ "$VARIANT" = "endpoint" ]; then \
         pip install ".[serve]"; \

@@ -27,8 +27,9 @@ def dockerfile_installs() -> list[str]:
 
 def test_dockerfile_installs_exactly_the_readme_commands():
     readme = readme_server_installs()
-    assert len(readme) == 3  # torch (CPU) + lite server; endpoint server
+    assert readme == ['pip install ".[serve,lite]"', 'pip install ".[serve]"']  # lite server; endpoint server
     assert dockerfile_installs() == readme
+    assert "torch" not in (ROOT / "Dockerfile").read_text(encoding="utf-8").split("FROM", 1)[1]  # lite runs on onnxruntime
 
 
 def test_dockerfile_variants_are_build_args():
