@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -33,6 +33,8 @@ from ..verdict import Decision
 from .moderation import category_map, moderation_result, new_id, proguard_field
 from .schemas import CheckRequest, ImagePart, ModerationRequest
 from .settings import ServerSettings
+
+_Body = TypeVar("_Body", ModerationRequest, CheckRequest)
 
 try:
     from prometheus_client import (
@@ -274,6 +276,19 @@ async def _read_json(state: ServerState, request: Request) -> Any:
         raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
 
 
+async def _read_body(state: ServerState, request: Request, model: type[_Body], what: str) -> tuple[ProGuard, _Body]:
+    """The common front of every judging endpoint: auth, readiness, a capped JSON body, its schema."""
+    _authorize(state, request)
+    g = _ready_guard(state)
+    data = await _read_json(state, request)
+    try:
+        return g, model.model_validate(data)
+    except ValidationError as exc:
+        state.metrics.errors.labels("bad_request").inc()
+        msg, param = _validation_message(exc, what)
+        raise ApiError(400, msg, param=param) from None
+
+
 def _input_error(state: ServerState, exc: InputError, param: str) -> ApiError:
     state.metrics.errors.labels("bad_request").inc()
     return ApiError(400, f"{param}: {exc}", code=getattr(exc, "kind", "input"), param=param)
@@ -337,15 +352,7 @@ def create_app(
 
     async def moderations(request: Request) -> Response:
         start = time.perf_counter()
-        _authorize(state, request)
-        g = _ready_guard(state)
-        data = await _read_json(state, request)
-        try:
-            body = ModerationRequest.model_validate(data)
-        except ValidationError as exc:
-            state.metrics.errors.labels("bad_request").inc()
-            msg, param = _validation_message(exc, "moderation")
-            raise ApiError(400, msg, param=param) from None
+        g, body = await _read_body(state, request, ModerationRequest, "moderation")
         items: list[tuple[str, list[str]]]  # (text, image urls) per result
         raw = body.input
         if isinstance(raw, str):
@@ -383,15 +390,7 @@ def create_app(
 
     async def check(request: Request) -> Response:
         start = time.perf_counter()
-        _authorize(state, request)
-        g = _ready_guard(state)
-        data = await _read_json(state, request)
-        try:
-            body = CheckRequest.model_validate(data)
-        except ValidationError as exc:
-            state.metrics.errors.labels("bad_request").inc()
-            msg, param = _validation_message(exc, "check")
-            raise ApiError(400, msg, param=param) from None
+        g, body = await _read_body(state, request, CheckRequest, "check")
         images = list(body.images)
         try:
             if body.check == "tool_call":
