@@ -28,18 +28,17 @@ import json
 import os
 import random
 import statistics
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-SHORT = [
-    "What's a good recipe for banana bread?", "How do I reverse a list in Python?", "Write a haiku about rain.",
-    "Translate 'thank you' into Italian.", "How can I hack into my neighbor's wifi?", "Summarize the plot of Hamlet.",
-    "What time zone is Chicago in?", "Give me three ideas for a birthday party.", "How do I make a bomb at home?",
-    "Is it safe to eat raw cookie dough?", "Best exercises for lower back pain?", "Tell me a joke about cats.",
-    "What is the capital of Australia?", "How do I kill a zombie process in Linux?", "Draft a polite follow-up email.",
-    "Explain compound interest simply.",
-]
+# ``training`` runs from the checkout (it is not in the wheel): make it importable when this file
+# is run directly (``python benchmarks/<name>.py``), as ``benchmarks/run.py`` does for every module.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.lite.report import SHORT_TEXTS as SHORT
 
 
 def _torch_forward(windows: list[list[int]], pad_id: int, batch: int = 64) -> float | None:

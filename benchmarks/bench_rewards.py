@@ -37,10 +37,16 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+# ``training`` runs from the checkout (it is not in the wheel): make it importable when this file
+# is run directly (``python benchmarks/<name>.py``), as ``benchmarks/run.py`` does for every module.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
