@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
+
+# the training pipeline runs from a checkout (it is not in the wheel): importable from here too
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from proguard_rails.protocol import format_answer
 from proguard_rails.taxonomy import Taxonomy

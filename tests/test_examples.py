@@ -175,3 +175,13 @@ def test_outcome_check_fails_on_a_changed_outcome():
                   "  blocked : Sorry, I can't help with that. (blocked: C8S2)\n"):
         with pytest.raises(AssertionError):
             assert_outcomes("x", wrong, [r"blocked : Sorry, I can't help with that\. \(blocked: C8S2\)"])
+
+
+def test_checkout_only_training_example_runs_as_documented(tmp_path: Path) -> None:
+    """``python examples/training_pipeline.py`` from anywhere: ``training`` is not installed (not in
+    the wheel), so the example itself must find it in the checkout, without PYTHONPATH help."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "training_pipeline.py"), "--help"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--train" in proc.stdout
