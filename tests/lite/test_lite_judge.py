@@ -175,10 +175,23 @@ def test_lite_scores_batch_equals_single(lite_judge):
     batch = _judge(lite_judge, texts)
     singles = [_judge(lite_judge, [t])[0] for t in texts]
     for b, s in zip(batch, singles, strict=True):
-        # int8 activations are scaled per batch (dynamic quantization): a few hundredths of drift, no more
-        assert b.scores["request_unsafe"] == pytest.approx(s.scores["request_unsafe"], abs=0.04)
+        # weight-only int8: activations stay float, so batching and padding move nothing beyond
+        # float summation order (dynamic activation quantization moved scores by up to 0.09)
+        assert b.scores["request_unsafe"] == pytest.approx(s.scores["request_unsafe"], abs=1e-5)
         assert b.request == s.request
     assert batch[0].scores["request_unsafe"] > batch[1].scores["request_unsafe"]
+
+
+def test_lite_window_score_does_not_depend_on_its_batch(lite_judge):
+    """The shipped model's int8 is weight-only: a window's logit is the same alone, in a small batch,
+    and padded beside 60 windows of every length (dynamic activation quantization failed this)."""
+    model = lite_judge.model
+    probe = [HARMFUL, SAFE[1]]
+    others = [FILLER[: 40 * k + 5] for k in range(1, 61)] + [t for t, _ in UNSAFE]
+    alone = [model.raw_scores([t])[0][0] for t in probe]
+    mixed = model.raw_scores([probe[0], *others, probe[1]])[0]
+    assert mixed[0] == pytest.approx(alone[0], abs=1e-4) and mixed[-1] == pytest.approx(alone[1], abs=1e-4)
+    assert abs(alone[0] - alone[1]) > 1.0  # the probes themselves differ: the comparison can fail
 
 
 def test_engine_blocks_images_for_lite_by_default_and_allows_when_configured(lite_judge):

