@@ -93,7 +93,8 @@ def render_card(r: dict[str, Any]) -> str:
                  f"{(tr.get('phase2') or {}).get('lr_encoder')})" if (tr.get('phase2') or {}).get('steps') else "")
               + f"; pooling {tr.get('pooling', 'mean')}; word embeddings"
               + (f" and the lower {tr.get('frozen_layers')} of 6 layers" if tr.get('frozen_layers') else "")
-              + f" frozen, every encoder layer trained; {tr.get('threads')} CPU threads, seeded; "
+              + " frozen" + ("" if tr.get('frozen_layers') else ", every encoder layer trained")
+              + f"; {tr.get('threads')} CPU threads, seeded; "
               f"{tr.get('train_seconds', '?')} s of fine-tuning for the shipped model.",
               f"- Corpus: {tr.get('items')} texts ({tr.get('unsafe_items')} unsafe); sources, labels and generated "
               "families in docs/lite_dataset_card.md. Each batch slot draws a label (1/2 unsafe), a source "

@@ -11,8 +11,9 @@ those with items of that label (weight sqrt(items), so no collection dominates),
 and one of the item's windows. With probability ``EMBED_P`` the item's tokens are set
 inside a window of a benign long document (same label): harmful text inside benign text
 stays unsafe, which is what padding and middle-of-text attacks rely on breaking. Word
-embeddings stay frozen; ``frozen_layers`` lower layers can be frozen too (0 by default: a
-step of 32 windows takes about 0.6 s on two cores either way). Pooling is the mean of the
+embeddings and the lower ``frozen_layers`` (3 of 6) layers stay frozen: with every layer
+trained, held-out sources scored worse (fold3 AUC 0.766 vs 0.815 at 500 steps), i.e. the
+upper layers adapt and the lower ones keep the pretrained encoder's generality. Pooling is the mean of the
 token states concatenated with a learned attention pooling (``POOLING``), so a short
 harmful span can decide a window however much benign text surrounds it.
 Seeded, single process, ``torch.set_num_threads(threads)``.
@@ -35,9 +36,9 @@ from proguard_rails.judges._lite_text import WINDOW_TOKENS, window_starts
 
 from .corpus import TextItem
 
-EMBED_P = 0.45
+EMBED_P = 0.3
 #: encoder layers (of 6) kept frozen; the word embeddings are always frozen
-FROZEN_LAYERS = 0
+FROZEN_LAYERS = 3
 #: "mean": mean of the token states; "mean+attn": that and a learned attention pooling, concatenated
 #: (the attention lets a short harmful span decide however much benign text surrounds it)
 POOLING = "mean+attn"

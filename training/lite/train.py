@@ -369,6 +369,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None, help="fine-tuning steps of the final model")
     ap.add_argument("--fold-steps", type=int, default=FOLD_STEPS, help="fine-tuning steps of each fold model")
+    ap.add_argument("--frozen-layers", type=int, default=None, help="encoder layers kept frozen (default: recipe's)")
+    ap.add_argument("--embed-p", type=float, default=None,
+                    help="share of short items set inside benign context (default: recipe's)")
     ap.add_argument("--no-folds", action="store_true", help="skip the source-held-out fold models")
     ap.add_argument("--folds", default="", help="models: train only these folds (comma-separated), e.g. to run "
                                                  "them in another process")
@@ -410,7 +413,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from .finetune import Tok, TrainConfig
 
-    cfg = TrainConfig(seed=args.seed, threads=args.threads, **({"steps": args.steps} if args.steps else {}))
+    overrides = {k: v for k, v in (("steps", args.steps), ("frozen_layers", args.frozen_layers),
+                                   ("embed_p", args.embed_p)) if v is not None}
+    cfg = TrainConfig(seed=args.seed, threads=args.threads, **overrides)
     classes, names = classes_and_names()
     tok = Tok()
     cache: Path = args.cache_dir
