@@ -1,6 +1,6 @@
 """Build, fine-tune, calibrate, evaluate and export the lite judge; write its model card.
 
-    python -m training.run lite train          # everything (about 38 min on 2 idle CPU cores)
+    python -m training.run lite train          # everything (about 27 min on 2 idle CPU cores)
     python -m training.run lite build          # the corpus summary only (no torch)
     python -m training.run lite models         # only the fine-tuning runs (cached under .cache/lite)
     python -m training.run lite report         # re-score the shipped model and rewrite the card
