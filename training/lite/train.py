@@ -197,6 +197,11 @@ def corpus_digest(items: list[Any]) -> str:
     return h.hexdigest()[:12]
 
 
+def _model_key(name: str, items: list[Any], classes: list[str], cfg: Any, parent_key: str = "") -> str:
+    """The cache key of a model: data, classes and config (and, for a phase-2 model, its phase-1 model)."""
+    return f"{name}-{corpus_digest(items)}-{len(classes)}-{cfg.key()}" + (f"-from-{parent_key}" if parent_key else "")
+
+
 def get_model(name: str, items: list[Any], classes: list[str], cfg: Any, tok: Any, cache: Path,
               *, init: Any = None, parent_key: str = "") -> Any:
     """Train (or load from the cache) one model; the cache key covers data, classes and config
@@ -205,8 +210,7 @@ def get_model(name: str, items: list[Any], classes: list[str], cfg: Any, tok: An
 
     from .finetune import build_net, train
 
-    key = f"{name}-{corpus_digest(items)}-{len(classes)}-{cfg.key()}" + (f"-from-{parent_key}" if parent_key else "")
-    path = cache / "models" / f"{key}.pt"
+    path = cache / "models" / f"{_model_key(name, items, classes, cfg, parent_key)}.pt"
     if path.exists():
         net = build_net(len(classes), cfg.pooling)
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -226,8 +230,7 @@ def get_model(name: str, items: list[Any], classes: list[str], cfg: Any, tok: An
 
 def train_seconds(name: str, items: list[Any], classes: list[str], cfg: Any, cache: Path) -> int | None:
     """Seconds the cached model took to fine-tune (recorded beside it), if known."""
-    key = f"{name}-{corpus_digest(items)}-{len(classes)}-{cfg.key()}"
-    side = cache / "models" / f"{key}.json"
+    side = cache / "models" / f"{_model_key(name, items, classes, cfg)}.json"
     return json.loads(side.read_text()).get("train_seconds") if side.exists() else None
 
 
@@ -280,7 +283,7 @@ def fold_report(items: list[Any], classes: list[str], cfg: Any, tok: Any, cache:
 
 # ============================================================================ export + calibration
 def export(net: Any, tok: Any, cache: Path) -> dict[str, Path]:
-    """The float ONNX graph and its weight-only int8 version."""
+    """The float ONNX graph and its int8 version (``finetune.quantize_int8``)."""
     from .finetune import export_onnx, quantize_int8
 
     fp32 = cache / "export" / "lite_model_fp32.onnx"
