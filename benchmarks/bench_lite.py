@@ -38,7 +38,7 @@ from typing import Any
 # is run directly (``python benchmarks/<name>.py``), as ``benchmarks/run.py`` does for every module.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.lite.report import SHORT_TEXTS as SHORT
+from training.lite.report import time_engine_vs_forward
 
 
 def _torch_forward(windows: list[list[int]], pad_id: int, batch: int = 64) -> float | None:
@@ -132,25 +132,10 @@ def run(quick: bool = False) -> dict[str, Any]:
                                "weights": (model.meta.get("weights") or {}).get("dtype")}
 
     n = 256 if quick else 1024
-    texts = [f"{SHORT[i % len(SHORT)]} (#{i})" for i in range(n)]
-    guard = ProGuard(judge=lite, cache_size=0)
-    guard.check_batch(texts[:32])
-    windows, _ = model.windows(texts)
-    engine, onnx = [], []
-    for _ in range(1 if quick else 3):  # interleaved, best of: the machine may be shared
-        t = time.perf_counter()
-        guard.check_batch(texts)
-        engine.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        model.forward(windows)
-        onnx.append(time.perf_counter() - t)
-    e, o = min(engine), min(onnx)
+    timed = time_engine_vs_forward(ProGuard(judge=lite, cache_size=0), n, rounds=1 if quick else 3,
+                                   singles=20 if quick else 60)
+    windows, e, o, singles = timed["windows"], timed["engine_s"], timed["forward_s"], timed["single_s"]
     tf = _torch_forward(windows, model._pad)
-    singles = []
-    for text in texts[: 20 if quick else 60]:
-        t = time.perf_counter()
-        guard.check(text)
-        singles.append(time.perf_counter() - t)
     results["lite"] = {
         "checks": n, "mean_tokens_per_window": round(sum(map(len, windows)) / len(windows), 1),
         "engine_checks_per_s": round(n / e, 1),

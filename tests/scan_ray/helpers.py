@@ -6,8 +6,6 @@ module the workers can import (the tests put the repository root on the workers'
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import signal
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 from proguard_rails import ProGuard, ScriptedBackend
 from proguard_rails.backends.scripted import unsafe_answer
 from proguard_rails.protocol import format_answer
+from tests.eval.helpers import write_csv, write_jsonl
 
 #: environment variable naming the marker file of the crash-once judge (set for the workers)
 CRASH_MARKER_ENV = "PGR_TEST_CRASH_MARKER"
@@ -59,24 +58,15 @@ def crash_once_scripted_guard() -> ProGuard:
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
     """Rows to a .jsonl, .csv or .parquet file by its suffix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".jsonl":
-        with path.open("w", encoding="utf-8") as fh:
-            for r in rows:
-                fh.write(json.dumps(r) + "\n")
-    elif path.suffix == ".csv":
-        fields: list[str] = []
-        for r in rows:
-            fields += [k for k in r if k not in fields]
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        return write_jsonl(path, rows)
+    if path.suffix == ".csv":
+        return write_csv(path, rows)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=1000)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=1000)
     return path
 
 

@@ -65,34 +65,39 @@ def language_guard(data_dir: Path, data_root: Path | None) -> dict[str, Any]:
     return out
 
 
-def speed(data_dir: Path, n: int = 512) -> dict[str, Any]:
-    """Batched short checks through the engine vs the bare onnxruntime forward on the same windows."""
-    from proguard_rails.judges.lite import LiteModel
-
-    guard = _guard(data_dir)
-    model: LiteModel = guard.judge.model  # type: ignore[attr-defined]
+def time_engine_vs_forward(guard: Any, n: int, *, rounds: int = 3, singles: int = 40) -> dict[str, Any]:
+    """Batched short checks (``n`` texts from ``SHORT_TEXTS``) through ``guard.check_batch`` vs the
+    bare onnxruntime forward on the same windows, interleaved, best of ``rounds``; then ``singles``
+    one-at-a-time checks. Shared by the model card (``speed``) and ``benchmarks/bench_lite.py``."""
+    model = guard.judge.model
     texts = [f"{SHORT_TEXTS[i % len(SHORT_TEXTS)]} (#{i})" for i in range(n)]
     guard.check_batch(texts[:32])
     windows, _ = model.windows(texts)
     engine, raw = [], []
-    for _ in range(3):  # interleaved, best of 3: the machine may be shared
+    for _ in range(rounds):  # interleaved, best of: the machine may be shared
         t = time.perf_counter()
         guard.check_batch(texts)
         engine.append(time.perf_counter() - t)
         t = time.perf_counter()
         model.forward(windows)
         raw.append(time.perf_counter() - t)
-    singles = []
-    for text in texts[:40]:
+    single = []
+    for text in texts[:singles]:
         t = time.perf_counter()
         guard.check(text)
-        singles.append(time.perf_counter() - t)
-    e, r = min(engine), min(raw)
+        single.append(time.perf_counter() - t)
+    return {"windows": windows, "engine_s": min(engine), "forward_s": min(raw), "single_s": single}
+
+
+def speed(data_dir: Path, n: int = 512) -> dict[str, Any]:
+    """Batched short checks through the engine vs the bare onnxruntime forward on the same windows."""
+    t = time_engine_vs_forward(_guard(data_dir), n)
+    e, r, windows = t["engine_s"], t["forward_s"], t["windows"]
     return {
         "texts": n, "mean_tokens": round(sum(len(w) for w in windows) / len(windows), 1),
         "checks_per_s": round(n / e, 1), "raw_forward_per_s": round(n / r, 1),
         "overhead_us_per_check": round(1e6 * (e - r) / n, 1),
-        "single_check_ms_p50": round(1000 * statistics.median(singles), 2),
+        "single_check_ms_p50": round(1000 * statistics.median(t["single_s"]), 2),
         "threads": os.environ.get("PROGUARD_LITE_THREADS") or "onnxruntime default", "cpu_count": os.cpu_count(),
     }
 
